@@ -1,0 +1,166 @@
+//! Customers, API keys and credit: the operator's set-up and REST authentication.
+
+use certhub_store::billing::CreditAccount;
+use certhub_store::customers::{ApiKeyInfo, Customer};
+
+use crate::{App, AppError, Caller};
+
+/// RTR's handle rule: `[a-zA-Z0-9\-_@\.]+`, 3–40 characters.
+pub fn valid_handle(h: &str) -> bool {
+    (3..=40).contains(&h.len())
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_@.".contains(&b))
+}
+
+impl App {
+    pub async fn create_customer(
+        &self,
+        handle: &str,
+        currency: &str,
+    ) -> Result<Customer, AppError> {
+        if !valid_handle(handle) {
+            return Err(AppError::constraint(
+                "handle",
+                "must match [a-zA-Z0-9-_@.]{3,40}",
+                Some(handle.into()),
+            ));
+        }
+        let currency = currency.to_uppercase();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(AppError::constraint(
+                "currency",
+                "must be an ISO-4217 code",
+                Some(currency),
+            ));
+        }
+        let c = self
+            .db()
+            .create_customer(handle, &currency, self.now())
+            .await?;
+        let mut tx = self.db().begin().await?;
+        self.db()
+            .audit(
+                &mut tx,
+                self.now(),
+                "operator",
+                Some(c.id),
+                "customer.create",
+                handle,
+                "",
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(c)
+    }
+
+    pub async fn customer(&self, handle: &str) -> Result<Customer, AppError> {
+        self.db()
+            .customer_by_handle(handle)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("customer {handle} does not exist")))
+    }
+
+    /// Creates an API key; the clear key is returned once and never stored.
+    pub async fn create_api_key(&self, handle: &str) -> Result<(ApiKeyInfo, String), AppError> {
+        let c = self.customer(handle).await?;
+        let (info, key) = self
+            .db()
+            .create_api_key(self.pepper(), c.id, self.now())
+            .await?;
+        let mut tx = self.db().begin().await?;
+        self.db()
+            .audit(
+                &mut tx,
+                self.now(),
+                "operator",
+                Some(c.id),
+                "apikey.create",
+                &info.key_id,
+                "",
+            )
+            .await?;
+        tx.commit().await?;
+        Ok((info, key))
+    }
+
+    pub async fn revoke_api_key(&self, key_id: &str) -> Result<ApiKeyInfo, AppError> {
+        let info = self
+            .db()
+            .revoke_api_key(key_id, self.now())
+            .await
+            .map_err(|_| {
+                AppError::NotFound(format!(
+                    "API key {key_id} does not exist or is already revoked"
+                ))
+            })?;
+        let mut tx = self.db().begin().await?;
+        self.db()
+            .audit(
+                &mut tx,
+                self.now(),
+                "operator",
+                Some(info.customer_id),
+                "apikey.revoke",
+                key_id,
+                "",
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(info)
+    }
+
+    /// Resolves `Authorization: ApiKey <key>`.
+    pub async fn authenticate(&self, key: &str) -> Result<Caller, AppError> {
+        match self.db().authenticate_api_key(self.pepper(), key).await? {
+            Some((info, c)) => Ok(Caller {
+                customer_id: c.id,
+                handle: c.handle,
+                currency: c.currency,
+                api_key_id: info.id,
+            }),
+            None => Err(AppError::Unauthenticated("invalid API key".into())),
+        }
+    }
+
+    /// A handle in a path or body must be the caller's own.
+    pub fn check_handle(&self, caller: &Caller, handle: &str) -> Result<(), AppError> {
+        if caller.handle == handle {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "not authorized for customer {handle}"
+            )))
+        }
+    }
+
+    pub async fn credit(
+        &self,
+        caller: &Caller,
+        handle: &str,
+    ) -> Result<Vec<CreditAccount>, AppError> {
+        self.check_handle(caller, handle)?;
+        Ok(self.db().credit_accounts(caller.customer_id).await?)
+    }
+
+    pub async fn add_credit(&self, handle: &str, cents: i64) -> Result<i64, AppError> {
+        let c = self.customer(handle).await?;
+        let id = self
+            .db()
+            .add_credit(c.id, &c.handle, &c.currency, cents, self.now())
+            .await?;
+        let mut tx = self.db().begin().await?;
+        self.db()
+            .audit(
+                &mut tx,
+                self.now(),
+                "operator",
+                Some(c.id),
+                "credit.add",
+                handle,
+                &format!("{cents} {}", c.currency),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}

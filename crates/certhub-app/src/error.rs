@@ -1,0 +1,96 @@
+//! The one application error. Each front end maps it once to its wire form
+//! (RTR error body, ACME problem document).
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Violation {
+    pub field: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Missing or unknown credentials.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Authenticated, but not allowed (another customer's handle).
+    #[error("{0}")]
+    Forbidden(String),
+    /// An object named in the path does not exist (or is not the caller's).
+    #[error("{0}")]
+    NotFound(String),
+    /// An object referenced inside a body does not exist.
+    #[error("{0}")]
+    BadReference(String),
+    /// Query-parameter or request-shape errors (`ValidationError`).
+    #[error("{message}")]
+    Validation { message: String },
+    /// Field constraint failures (`ConstraintViolationException`).
+    #[error("{message}")]
+    Constraint {
+        message: String,
+        violations: Vec<Violation>,
+    },
+    #[error("{0}")]
+    InsufficientCredit(String),
+    #[error("{0}")]
+    StatusProhibits(String),
+    #[error("{0}")]
+    ObjectExists(String),
+    #[error("{0}")]
+    InvalidCsr(String),
+    #[error("{0}")]
+    RateLimited(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn constraint(field: &str, message: impl Into<String>, value: Option<String>) -> AppError {
+        let message = message.into();
+        AppError::Constraint {
+            message: format!("{field}: {message}"),
+            violations: vec![Violation {
+                field: field.to_string(),
+                message,
+                value,
+            }],
+        }
+    }
+
+    pub fn validation(message: impl Into<String>) -> AppError {
+        AppError::Validation {
+            message: message.into(),
+        }
+    }
+}
+
+impl From<certhub_store::StoreError> for AppError {
+    fn from(e: certhub_store::StoreError) -> AppError {
+        use certhub_store::StoreError as S;
+        match e {
+            S::NotFound => AppError::NotFound("object does not exist".into()),
+            S::Conflict(m) => AppError::ObjectExists(m),
+            S::InsufficientCredit {
+                balance,
+                needed,
+                currency,
+            } => AppError::InsufficientCredit(format!(
+                "insufficient credit: {needed} {currency} cents needed, {balance} available"
+            )),
+            other => {
+                tracing::error!(error = %other, "store error");
+                AppError::Internal("a storage error occurred".into())
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> AppError {
+        AppError::from(certhub_store::StoreError::Db(e))
+    }
+}

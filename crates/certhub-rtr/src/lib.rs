@@ -1,0 +1,22 @@
+//! The RTR-compatible REST API (`/v2/...`): a thin HTTP layer over `certhub-app`.
+//!
+//! Everything RTR's SDKs rely on lives here, once: `Authorization: ApiKey`,
+//! the error body, the list envelope and query language, `X-Process-Id`,
+//! strict JSON bodies, trailing slashes and timestamps.
+
+pub mod body;
+pub mod error;
+pub mod extract;
+pub mod list;
+mod routes;
+
+use axum::Router;
+use certhub_app::App;
+
+pub use error::RtrError;
+
+/// The `/v2` router (state applied). Trailing slashes are normalised by the caller
+/// around the whole service (see the binary), since routing happens before layers.
+pub fn router(app: App) -> Router {
+    routes::router().with_state(app)
+}

@@ -1,0 +1,739 @@
+//! The ACME server's tables: accounts, authorisations (with their one
+//! attempted challenge), orders and used nonces.
+//!
+//! Reads that every request needs (an account with its subscription) are one
+//! joined statement, so the hot path costs one round trip.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Db, Dialect, Result, StoreError, Tx, from_json, to_json};
+
+/// One ACME account. `jwk` is the JSON text of the public key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AcmeAccount {
+    pub id: i64,
+    pub product: String,
+    pub subscription_id: i64,
+    pub customer_id: i64,
+    pub thumbprint: String,
+    pub jwk: String,
+    pub contact: Vec<String>,
+    /// valid | deactivated | revoked
+    pub status: String,
+    pub eab_kid: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What the ACME server needs to know about an account's subscription on
+/// every request (status gates, coverage, OV subject, ARI end).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AcmeSubscription {
+    pub id: i64,
+    pub customer_id: i64,
+    pub customer: String,
+    pub product: String,
+    pub domain_names: Vec<String>,
+    /// RTR status: ACTIVE | SUSPENDED | REVOKED | PENDING_ORGANIZATION_VALIDATION
+    pub status: String,
+    pub deleted: bool,
+    pub expiry_date: i64,
+    pub auto_renew: bool,
+    pub org_process_id: Option<i64>,
+    pub approved_organization: Option<String>,
+    pub approved_country: Option<String>,
+    pub approved_state: Option<String>,
+    pub approved_city: Option<String>,
+}
+
+/// An authorisation and its attempted challenge.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AcmeAuthz {
+    pub id: i64,
+    pub account_id: i64,
+    /// The name without `*.`.
+    pub identifier: String,
+    pub wildcard: bool,
+    /// pending | valid | invalid | deactivated
+    pub status: String,
+    pub token: String,
+    pub expires_at: i64,
+    pub chall_type: Option<String>,
+    pub chall_status: Option<String>,
+    /// Problem document JSON.
+    pub chall_error: Option<String>,
+    pub validated_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AcmeOrder {
+    pub id: i64,
+    pub account_id: i64,
+    pub subscription_id: i64,
+    /// pending | ready | processing | valid | invalid
+    pub status: String,
+    pub identifiers: Vec<String>,
+    pub ident_key: String,
+    pub authz_ids: Vec<i64>,
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
+    pub replaces: Option<String>,
+    pub replaces_cert_id: Option<i64>,
+    pub expires_at: i64,
+    /// Problem document JSON.
+    pub error: Option<String>,
+    pub certificate_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A certificate's facts for renewalInfo (RFC 9773).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AriFacts {
+    pub certificate_id: i64,
+    pub product: String,
+    pub start_date: i64,
+    pub expiry_date: i64,
+    pub revoked_at: Option<i64>,
+    pub acme_account_id: Option<i64>,
+    pub replaced_by: Option<i64>,
+    /// (auto_renew, expiry_date) of the subscription, if any.
+    pub subscription: Option<(bool, i64)>,
+}
+
+macro_rules! account_cols {
+    () => {
+        "a.id AS a_id, a.product AS a_product, a.subscription_id AS a_subscription_id, \
+     a.customer_id AS a_customer_id, a.thumbprint AS a_thumbprint, a.jwk AS a_jwk, a.contact AS a_contact, \
+     a.status AS a_status, a.eab_kid AS a_eab_kid, a.created_at AS a_created_at, a.updated_at AS a_updated_at"
+    };
+}
+
+macro_rules! sub_cols {
+    () => {
+        "s.id AS s_id, s.customer_id AS s_customer_id, s.customer AS s_customer, s.product AS s_product, \
+     s.domain_names AS s_domain_names, s.status AS s_status, s.deleted_at AS s_deleted_at, s.expiry_date AS s_expiry_date, \
+     s.auto_renew AS s_auto_renew, s.org_process_id AS s_org_process_id, s.approved_organization AS s_approved_organization, \
+     s.approved_country AS s_approved_country, s.approved_state AS s_approved_state, s.approved_city AS s_approved_city"
+    };
+}
+
+fn account_from(r: &AnyRow) -> Result<AcmeAccount> {
+    Ok(AcmeAccount {
+        id: r.try_get("a_id")?,
+        product: r.try_get("a_product")?,
+        subscription_id: r.try_get("a_subscription_id")?,
+        customer_id: r.try_get("a_customer_id")?,
+        thumbprint: r.try_get("a_thumbprint")?,
+        jwk: r.try_get("a_jwk")?,
+        contact: from_json(&r.try_get::<String, _>("a_contact")?)?,
+        status: r.try_get("a_status")?,
+        eab_kid: r.try_get("a_eab_kid")?,
+        created_at: r.try_get("a_created_at")?,
+        updated_at: r.try_get("a_updated_at")?,
+    })
+}
+
+fn sub_from(r: &AnyRow) -> Result<AcmeSubscription> {
+    Ok(AcmeSubscription {
+        id: r.try_get("s_id")?,
+        customer_id: r.try_get("s_customer_id")?,
+        customer: r.try_get("s_customer")?,
+        product: r.try_get("s_product")?,
+        domain_names: from_json(&r.try_get::<String, _>("s_domain_names")?)?,
+        status: r.try_get("s_status")?,
+        deleted: r.try_get::<Option<i64>, _>("s_deleted_at")?.is_some(),
+        expiry_date: r.try_get("s_expiry_date")?,
+        auto_renew: r.try_get::<i64, _>("s_auto_renew")? != 0,
+        org_process_id: r.try_get("s_org_process_id")?,
+        approved_organization: r.try_get("s_approved_organization")?,
+        approved_country: r.try_get("s_approved_country")?,
+        approved_state: r.try_get("s_approved_state")?,
+        approved_city: r.try_get("s_approved_city")?,
+    })
+}
+
+fn authz_from(r: &AnyRow) -> Result<AcmeAuthz> {
+    Ok(AcmeAuthz {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        identifier: r.try_get("identifier")?,
+        wildcard: r.try_get::<i64, _>("wildcard")? != 0,
+        status: r.try_get("status")?,
+        token: r.try_get("token")?,
+        expires_at: r.try_get("expires_at")?,
+        chall_type: r.try_get("chall_type")?,
+        chall_status: r.try_get("chall_status")?,
+        chall_error: r.try_get("chall_error")?,
+        validated_at: r.try_get("validated_at")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn order_from(r: &AnyRow) -> Result<AcmeOrder> {
+    Ok(AcmeOrder {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        subscription_id: r.try_get("subscription_id")?,
+        status: r.try_get("status")?,
+        identifiers: from_json(&r.try_get::<String, _>("identifiers")?)?,
+        ident_key: r.try_get("ident_key")?,
+        authz_ids: from_json(&r.try_get::<String, _>("authz_ids")?)?,
+        not_before: r.try_get("not_before")?,
+        not_after: r.try_get("not_after")?,
+        replaces: r.try_get("replaces")?,
+        replaces_cert_id: r.try_get("replaces_cert_id")?,
+        expires_at: r.try_get("expires_at")?,
+        error: r.try_get("error")?,
+        certificate_id: r.try_get("certificate_id")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+impl Db {
+    // ------------------------------------------------------------ accounts
+
+    /// An account with its subscription (one round trip per request).
+    pub async fn acme_account(&self, id: i64) -> Result<Option<(AcmeAccount, AcmeSubscription)>> {
+        let row = sqlx::query(self.sql(concat!(
+            "SELECT ",
+            account_cols!(),
+            ", ",
+            sub_cols!(),
+            " FROM acme_accounts a JOIN subscriptions s ON s.id = a.subscription_id WHERE a.id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref()
+            .map(|r| Ok((account_from(r)?, sub_from(r)?)))
+            .transpose()
+    }
+
+    /// The account registered with a key at a product's directory.
+    pub async fn acme_account_by_key(
+        &self,
+        product: &str,
+        thumbprint: &str,
+    ) -> Result<Option<(AcmeAccount, AcmeSubscription)>> {
+        let row = sqlx::query(self.sql(concat!(
+            "SELECT ",
+            account_cols!(),
+            ", ",
+            sub_cols!(),
+            " FROM acme_accounts a JOIN subscriptions s ON s.id = a.subscription_id WHERE a.product = ? AND a.thumbprint = ?"
+        )))
+            .bind(product.to_string())
+            .bind(thumbprint.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref()
+            .map(|r| Ok((account_from(r)?, sub_from(r)?)))
+            .transpose()
+    }
+
+    /// The subscription behind an EAB key id, with its sealed MAC key.
+    pub async fn acme_eab_subscription(
+        &self,
+        kid: &str,
+    ) -> Result<Option<(AcmeSubscription, Vec<u8>)>> {
+        let row = sqlx::query(self.sql(concat!(
+            "SELECT ",
+            sub_cols!(),
+            ", s.eab_hmac_sealed AS s_hmac FROM subscriptions s WHERE s.eab_kid = ?"
+        )))
+        .bind(kid.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref()
+            .map(|r| Ok((sub_from(r)?, r.try_get::<Vec<u8>, _>("s_hmac")?)))
+            .transpose()
+    }
+
+    /// Inserts an account unless its key is already registered at the
+    /// product; returns the new id, or None when the key won a race elsewhere.
+    pub async fn acme_insert_account(&self, a: &AcmeAccount) -> Result<Option<i64>> {
+        let id: Option<i64> = sqlx::query_scalar(self.sql(
+            "INSERT INTO acme_accounts (product, subscription_id, customer_id, thumbprint, jwk, contact, status, eab_kid, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (product, thumbprint) DO NOTHING RETURNING id",
+        ))
+        .bind(a.product.clone())
+        .bind(a.subscription_id)
+        .bind(a.customer_id)
+        .bind(a.thumbprint.clone())
+        .bind(a.jwk.clone())
+        .bind(to_json(&a.contact))
+        .bind(a.status.clone())
+        .bind(a.eab_kid.clone())
+        .bind(a.created_at)
+        .bind(a.updated_at)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(id)
+    }
+
+    pub async fn acme_update_account_contact(
+        &self,
+        id: i64,
+        contact: &[String],
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(self.sql("UPDATE acme_accounts SET contact = ?, updated_at = ? WHERE id = ?"))
+            .bind(to_json(&contact))
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Sets an account's status; false if the account does not exist.
+    pub async fn acme_set_account_status(&self, id: i64, status: &str, now: i64) -> Result<bool> {
+        let r = sqlx::query(
+            self.sql("UPDATE acme_accounts SET status = ?, updated_at = ? WHERE id = ?"),
+        )
+        .bind(status.to_string())
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Replaces an account's key. A key already registered at the product is
+    /// a [`StoreError::Conflict`].
+    pub async fn acme_set_account_key(
+        &self,
+        id: i64,
+        thumbprint: &str,
+        jwk: &str,
+        now: i64,
+    ) -> Result<()> {
+        let r =
+            sqlx::query(self.sql(
+                "UPDATE acme_accounts SET thumbprint = ?, jwk = ?, updated_at = ? WHERE id = ?",
+            ))
+            .bind(thumbprint.to_string())
+            .bind(jwk.to_string())
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+                "the new key is already in use by another account".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Accounts bound to a subscription (operator listing), oldest first.
+    pub async fn acme_accounts_of_subscription(
+        &self,
+        subscription_id: i64,
+    ) -> Result<Vec<AcmeAccount>> {
+        let rows = sqlx::query(self.sql(concat!(
+            "SELECT ",
+            account_cols!(),
+            " FROM acme_accounts a WHERE a.subscription_id = ? ORDER BY a.id"
+        )))
+        .bind(subscription_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(account_from).collect()
+    }
+
+    /// For subscription delete/revocation: every account of the subscription
+    /// becomes `revoked` and its unfinished orders `invalid`.
+    pub async fn acme_revoke_subscription_accounts(
+        &self,
+        tx: &mut Tx,
+        subscription_id: i64,
+        now: i64,
+    ) -> Result<u64> {
+        let r = sqlx::query(self.sql(
+            "UPDATE acme_accounts SET status = 'revoked', updated_at = ? WHERE subscription_id = ? AND status = 'valid'",
+        ))
+        .bind(now)
+        .bind(subscription_id)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(self.sql(
+            "UPDATE acme_orders SET status = 'invalid', updated_at = ? WHERE subscription_id = ? \
+             AND status IN ('pending', 'ready', 'processing')",
+        ))
+        .bind(now)
+        .bind(subscription_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    // ------------------------------------------------------------ authorisations
+
+    pub async fn acme_authz(&self, id: i64) -> Result<Option<AcmeAuthz>> {
+        let row = sqlx::query(self.sql("SELECT * FROM acme_authzs WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(authz_from).transpose()
+    }
+
+    /// Several authorisations by id (any order).
+    pub async fn acme_authzs(&self, ids: &[i64]) -> Result<Vec<AcmeAuthz>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let sql = format!(
+            "SELECT * FROM acme_authzs WHERE id IN ({})",
+            placeholders(ids.len())
+        );
+        let mut q = sqlx::query(self.sql_dyn(&sql));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(self.pool()).await?;
+        rows.iter().map(authz_from).collect()
+    }
+
+    /// An account's pending or valid, unexpired authorisations for any of `identifiers`.
+    pub async fn acme_live_authzs(
+        &self,
+        tx: &mut Tx,
+        account_id: i64,
+        identifiers: &[String],
+        now: i64,
+    ) -> Result<Vec<AcmeAuthz>> {
+        if identifiers.is_empty() {
+            return Ok(vec![]);
+        }
+        let sql = format!(
+            "SELECT * FROM acme_authzs WHERE account_id = ? AND identifier IN ({}) AND status IN ('pending', 'valid') \
+             AND expires_at > ? ORDER BY id DESC",
+            placeholders(identifiers.len())
+        );
+        let mut q = sqlx::query(self.sql_dyn(&sql)).bind(account_id);
+        for i in identifiers {
+            q = q.bind(i.clone());
+        }
+        let rows = q.bind(now).fetch_all(&mut **tx).await?;
+        rows.iter().map(authz_from).collect()
+    }
+
+    pub async fn acme_insert_authz(&self, tx: &mut Tx, a: &AcmeAuthz) -> Result<i64> {
+        Ok(sqlx::query_scalar(self.sql(
+            "INSERT INTO acme_authzs (account_id, identifier, wildcard, status, token, expires_at, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        ))
+        .bind(a.account_id)
+        .bind(a.identifier.clone())
+        .bind(i64::from(a.wildcard))
+        .bind(a.status.clone())
+        .bind(a.token.clone())
+        .bind(a.expires_at)
+        .bind(a.created_at)
+        .fetch_one(&mut **tx)
+        .await?)
+    }
+
+    /// Claims the authorisation's one challenge attempt; false if it is not
+    /// pending or a challenge was already attempted.
+    pub async fn acme_start_challenge(&self, authz_id: i64, chall_type: &str) -> Result<bool> {
+        let r = sqlx::query(self.sql(
+            "UPDATE acme_authzs SET chall_type = ?, chall_status = 'processing' \
+             WHERE id = ? AND status = 'pending' AND chall_type IS NULL",
+        ))
+        .bind(chall_type.to_string())
+        .bind(authz_id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Records a validation result and moves the orders that waited for it:
+    /// ready when all their authorisations are valid, invalid on failure.
+    pub async fn acme_finish_challenge(
+        &self,
+        authz_id: i64,
+        error: Option<&str>,
+        now: i64,
+        valid_until: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let (status, expires) = match error {
+            None => ("valid", valid_until),
+            Some(_) => ("invalid", now),
+        };
+        sqlx::query(self.sql(
+            "UPDATE acme_authzs SET status = ?, chall_status = ?, chall_error = ?, validated_at = ?, expires_at = ? \
+             WHERE id = ? AND status = 'pending'",
+        ))
+        .bind(status)
+        .bind(status)
+        .bind(error.map(str::to_string))
+        .bind(if error.is_none() { Some(now) } else { None })
+        .bind(expires)
+        .bind(authz_id)
+        .execute(&mut *tx)
+        .await?;
+        match error {
+            None => self.acme_orders_ready(&mut tx, authz_id, now).await?,
+            Some(e) => {
+                self.acme_orders_invalid(&mut tx, authz_id, Some(e), now)
+                    .await?
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn acme_orders_ready(&self, tx: &mut Tx, authz_id: i64, now: i64) -> Result<()> {
+        sqlx::query(self.sql(
+            "UPDATE acme_orders SET status = 'ready', updated_at = ? WHERE status = 'pending' \
+             AND id IN (SELECT order_id FROM acme_order_authzs WHERE authz_id = ?) \
+             AND NOT EXISTS (SELECT 1 FROM acme_order_authzs oa JOIN acme_authzs z ON z.id = oa.authz_id \
+             WHERE oa.order_id = acme_orders.id AND z.status <> 'valid')",
+        ))
+        .bind(now)
+        .bind(authz_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn acme_orders_invalid(
+        &self,
+        tx: &mut Tx,
+        authz_id: i64,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(self.sql(
+            "UPDATE acme_orders SET status = 'invalid', error = ?, updated_at = ? WHERE status IN ('pending', 'ready') \
+             AND id IN (SELECT order_id FROM acme_order_authzs WHERE authz_id = ?)",
+        ))
+        .bind(error.map(str::to_string))
+        .bind(now)
+        .bind(authz_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Deactivates a pending or valid authorisation and invalidates the
+    /// unfinished orders that use it. False if it was in another state.
+    pub async fn acme_deactivate_authz(&self, authz_id: i64, now: i64) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let r = sqlx::query(self.sql(
+            "UPDATE acme_authzs SET status = 'deactivated' WHERE id = ? AND status IN ('pending', 'valid')",
+        ))
+        .bind(authz_id)
+        .execute(&mut *tx)
+        .await?;
+        let changed = r.rows_affected() > 0;
+        if changed {
+            self.acme_orders_invalid(&mut tx, authz_id, None, now)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    // ------------------------------------------------------------ orders
+
+    pub async fn acme_order(&self, id: i64) -> Result<Option<AcmeOrder>> {
+        let row = sqlx::query(self.sql("SELECT * FROM acme_orders WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(order_from).transpose()
+    }
+
+    /// Reads and locks an order for the rest of the transaction.
+    pub async fn acme_order_for_update(&self, tx: &mut Tx, id: i64) -> Result<Option<AcmeOrder>> {
+        let sql = match self.dialect() {
+            Dialect::Postgres => "SELECT * FROM acme_orders WHERE id = ? FOR UPDATE",
+            Dialect::Sqlite => "SELECT * FROM acme_orders WHERE id = ?",
+        };
+        let row = sqlx::query(self.sql(sql))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.as_ref().map(order_from).transpose()
+    }
+
+    /// An unexpired pending or ready order of the account for the same names
+    /// (and the same `replaces` and validity request), to reuse.
+    pub async fn acme_reusable_order(
+        &self,
+        tx: &mut Tx,
+        account_id: i64,
+        ident_key: &str,
+        now: i64,
+    ) -> Result<Vec<AcmeOrder>> {
+        let rows = sqlx::query(self.sql(
+            "SELECT * FROM acme_orders WHERE account_id = ? AND ident_key = ? AND status IN ('pending', 'ready') \
+             AND expires_at > ? ORDER BY id DESC",
+        ))
+        .bind(account_id)
+        .bind(ident_key.to_string())
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.iter().map(order_from).collect()
+    }
+
+    /// Inserts an order and links it to its authorisations.
+    pub async fn acme_insert_order(&self, tx: &mut Tx, o: &AcmeOrder) -> Result<i64> {
+        let id: i64 = sqlx::query_scalar(self.sql(
+            "INSERT INTO acme_orders (account_id, subscription_id, status, identifiers, ident_key, authz_ids, not_before, \
+             not_after, replaces, replaces_cert_id, expires_at, error, certificate_id, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        ))
+        .bind(o.account_id)
+        .bind(o.subscription_id)
+        .bind(o.status.clone())
+        .bind(to_json(&o.identifiers))
+        .bind(o.ident_key.clone())
+        .bind(to_json(&o.authz_ids))
+        .bind(o.not_before)
+        .bind(o.not_after)
+        .bind(o.replaces.clone())
+        .bind(o.replaces_cert_id)
+        .bind(o.expires_at)
+        .bind(o.error.clone())
+        .bind(o.certificate_id)
+        .bind(o.created_at)
+        .bind(o.updated_at)
+        .fetch_one(&mut **tx)
+        .await?;
+        if !o.authz_ids.is_empty() {
+            let sql = format!(
+                "INSERT INTO acme_order_authzs (authz_id, order_id) VALUES {} ON CONFLICT DO NOTHING",
+                vec!["(?, ?)"; o.authz_ids.len()].join(", ")
+            );
+            let mut q = sqlx::query(self.sql_dyn(&sql));
+            for a in &o.authz_ids {
+                q = q.bind(*a).bind(id);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(id)
+    }
+
+    /// Moves an order to `status` (with error / certificate when given).
+    pub async fn acme_set_order(
+        &self,
+        tx: &mut Tx,
+        id: i64,
+        status: &str,
+        error: Option<&str>,
+        certificate_id: Option<i64>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(self.sql(
+            "UPDATE acme_orders SET status = ?, error = COALESCE(?, error), certificate_id = COALESCE(?, certificate_id), \
+             updated_at = ? WHERE id = ?",
+        ))
+        .bind(status.to_string())
+        .bind(error.map(str::to_string))
+        .bind(certificate_id)
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Order ids of an account after `after_id`, ascending, at most `limit`.
+    pub async fn acme_order_ids(
+        &self,
+        account_id: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(self.sql(
+            "SELECT id FROM acme_orders WHERE account_id = ? AND id > ? AND status <> 'invalid' ORDER BY id LIMIT ?",
+        ))
+        .bind(account_id)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    // ------------------------------------------------------------ certificates (ACME view)
+
+    /// Renewal facts of a certificate by issuer and serial (one round trip).
+    pub async fn acme_ari_facts(
+        &self,
+        issuer_id: &str,
+        serial_hex: &str,
+    ) -> Result<Option<AriFacts>> {
+        let row = sqlx::query(self.sql(
+            "SELECT c.id, c.product, c.start_date, c.expiry_date, c.revoked_at, c.acme_account_id, c.replaced_by, \
+             s.auto_renew AS s_auto_renew, s.expiry_date AS s_expiry_date FROM certificates c \
+             LEFT JOIN subscriptions s ON s.id = c.subscription_id WHERE c.issuer_id = ? AND c.serial_hex = ?",
+        ))
+        .bind(issuer_id.to_string())
+        .bind(serial_hex.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let auto: Option<i64> = r.try_get("s_auto_renew")?;
+        let end: Option<i64> = r.try_get("s_expiry_date")?;
+        Ok(Some(AriFacts {
+            certificate_id: r.try_get("id")?,
+            product: r.try_get("product")?,
+            start_date: r.try_get("start_date")?,
+            expiry_date: r.try_get("expiry_date")?,
+            revoked_at: r.try_get("revoked_at")?,
+            acme_account_id: r.try_get("acme_account_id")?,
+            replaced_by: r.try_get("replaced_by")?,
+            subscription: auto.zip(end).map(|(a, e)| (a != 0, e)),
+        }))
+    }
+
+    /// Marks `old` as replaced by `new`; false if it already was.
+    pub async fn acme_mark_replaced(&self, tx: &mut Tx, old: i64, new: i64) -> Result<bool> {
+        let r =
+            sqlx::query(self.sql(
+                "UPDATE certificates SET replaced_by = ? WHERE id = ? AND replaced_by IS NULL",
+            ))
+            .bind(new)
+            .bind(old)
+            .execute(&mut **tx)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    // ------------------------------------------------------------ nonces
+
+    /// Records a nonce as used; false if it already was (replay).
+    pub async fn acme_use_nonce(&self, nonce: &str, expires_at: i64) -> Result<bool> {
+        let r = sqlx::query(self.sql("INSERT INTO acme_nonces (nonce, expires_at) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING"))
+            .bind(nonce.to_string())
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Forgets used nonces that expired (they fail the age check anyway).
+    pub async fn acme_purge_nonces(&self, now: i64) -> Result<u64> {
+        let r = sqlx::query(self.sql("DELETE FROM acme_nonces WHERE expires_at < ?"))
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected())
+    }
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}

@@ -1,0 +1,634 @@
+//! Certificates (issued here or imported), CA issuers, CRLs and the OCSP cache.
+
+use sqlx::Row;
+
+use crate::list::{Field, FieldType, Resource};
+use crate::{Db, Result, Tx, from_json, to_json};
+
+/// One row of `certificates`.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateRow {
+    pub id: i64,
+    pub customer_id: i64,
+    pub process_id: i64,
+    pub product: String,
+    pub validation_type: String,
+    pub certificate_type: String,
+    pub domain_name: String,
+    pub san: Vec<String>,
+    pub organization: Option<String>,
+    pub department: Option<String>,
+    pub address: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+    pub coc: Option<String>,
+    pub start_date: i64,
+    pub expiry_date: i64,
+    pub subscription_end_date: Option<i64>,
+    pub status: String,
+    pub public_key_algorithm: String,
+    pub public_key_size: Option<i64>,
+    pub csr: Option<String>,
+    pub certificate_der: Vec<u8>,
+    pub chain_pem: Option<String>,
+    pub fingerprint: String,
+    pub serial_hex: String,
+    pub issuer_id: String,
+    pub key_sha256: String,
+    pub imported: bool,
+    pub subscription_id: Option<i64>,
+    pub acme_account_id: Option<i64>,
+    pub acme_order_id: Option<i64>,
+    pub replaced_by: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<String>,
+    pub created_at: i64,
+}
+
+pub static CERTIFICATES: Resource = Resource {
+    from: "certificates",
+    scope: "customer_id",
+    base_where: "",
+    fields: &[
+        Field {
+            name: "id",
+            column: "id",
+            ty: FieldType::Int,
+        },
+        Field {
+            name: "process",
+            column: "process_id",
+            ty: FieldType::Int,
+        },
+        Field {
+            name: "product",
+            column: "product",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "validationType",
+            column: "validation_type",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "certificateType",
+            column: "certificate_type",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "domainName",
+            column: "domain_name",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "organization",
+            column: "organization",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "department",
+            column: "department",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "city",
+            column: "city",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "state",
+            column: "state",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "postalCode",
+            column: "postal_code",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "country",
+            column: "country",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "coc",
+            column: "coc",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "startDate",
+            column: "start_date",
+            ty: FieldType::Time,
+        },
+        Field {
+            name: "expiryDate",
+            column: "expiry_date",
+            ty: FieldType::Time,
+        },
+        Field {
+            name: "subscriptionEndDate",
+            column: "subscription_end_date",
+            ty: FieldType::Time,
+        },
+        Field {
+            name: "san",
+            column: "san",
+            ty: FieldType::JsonArray,
+        },
+        Field {
+            name: "status",
+            column: "status",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "publicKeyAlgorithm",
+            column: "public_key_algorithm",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "publicKeySize",
+            column: "public_key_size",
+            ty: FieldType::Int,
+        },
+        Field {
+            name: "fingerprint",
+            column: "fingerprint",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "providerId",
+            column: "serial_hex",
+            ty: FieldType::Text,
+        },
+    ],
+    q_columns: &["domain_name", "san", "product"],
+    select: "*",
+    default_order: "id DESC",
+};
+
+pub fn certificate_from_row(r: &sqlx::any::AnyRow) -> Result<CertificateRow> {
+    Ok(CertificateRow {
+        id: r.try_get("id")?,
+        customer_id: r.try_get("customer_id")?,
+        process_id: r.try_get("process_id")?,
+        product: r.try_get("product")?,
+        validation_type: r.try_get("validation_type")?,
+        certificate_type: r.try_get("certificate_type")?,
+        domain_name: r.try_get("domain_name")?,
+        san: from_json(&r.try_get::<String, _>("san")?)?,
+        organization: r.try_get("organization")?,
+        department: r.try_get("department")?,
+        address: r.try_get("address")?,
+        city: r.try_get("city")?,
+        state: r.try_get("state")?,
+        postal_code: r.try_get("postal_code")?,
+        country: r.try_get("country")?,
+        coc: r.try_get("coc")?,
+        start_date: r.try_get("start_date")?,
+        expiry_date: r.try_get("expiry_date")?,
+        subscription_end_date: r.try_get("subscription_end_date")?,
+        status: r.try_get("status")?,
+        public_key_algorithm: r.try_get("public_key_algorithm")?,
+        public_key_size: r.try_get("public_key_size")?,
+        csr: r.try_get("csr")?,
+        certificate_der: r.try_get("certificate_der")?,
+        chain_pem: r.try_get("chain_pem")?,
+        fingerprint: r.try_get("fingerprint")?,
+        serial_hex: r.try_get("serial_hex")?,
+        issuer_id: r.try_get("issuer_id")?,
+        key_sha256: r.try_get("key_sha256")?,
+        imported: r.try_get::<i64, _>("imported")? != 0,
+        subscription_id: r.try_get("subscription_id")?,
+        acme_account_id: r.try_get("acme_account_id")?,
+        acme_order_id: r.try_get("acme_order_id")?,
+        replaced_by: r.try_get("replaced_by")?,
+        revoked_at: r.try_get("revoked_at")?,
+        revocation_reason: r.try_get("revocation_reason")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+/// One stored issuer (keys sealed).
+#[derive(Debug, Clone)]
+pub struct IssuerRow {
+    pub id: String,
+    pub parent: Option<String>,
+    pub cert_der: Vec<u8>,
+    pub key_sealed: Vec<u8>,
+    pub ocsp_cert_der: Option<Vec<u8>>,
+    pub ocsp_key_sealed: Option<Vec<u8>>,
+}
+
+impl Db {
+    pub async fn insert_certificate(&self, tx: &mut Tx, c: &CertificateRow) -> Result<i64> {
+        Ok(sqlx::query_scalar(self.sql(
+            "INSERT INTO certificates (customer_id, process_id, product, validation_type, certificate_type, domain_name, san, \
+             organization, department, address, city, state, postal_code, country, coc, start_date, expiry_date, \
+             subscription_end_date, status, public_key_algorithm, public_key_size, csr, certificate_der, chain_pem, fingerprint, \
+             serial_hex, issuer_id, key_sha256, imported, subscription_id, acme_account_id, acme_order_id, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        ))
+        .bind(c.customer_id)
+        .bind(c.process_id)
+        .bind(c.product.clone())
+        .bind(c.validation_type.clone())
+        .bind(c.certificate_type.clone())
+        .bind(c.domain_name.clone())
+        .bind(to_json(&c.san))
+        .bind(c.organization.clone())
+        .bind(c.department.clone())
+        .bind(c.address.clone())
+        .bind(c.city.clone())
+        .bind(c.state.clone())
+        .bind(c.postal_code.clone())
+        .bind(c.country.clone())
+        .bind(c.coc.clone())
+        .bind(c.start_date)
+        .bind(c.expiry_date)
+        .bind(c.subscription_end_date)
+        .bind(c.status.clone())
+        .bind(c.public_key_algorithm.clone())
+        .bind(c.public_key_size)
+        .bind(c.csr.clone())
+        .bind(c.certificate_der.clone())
+        .bind(c.chain_pem.clone())
+        .bind(c.fingerprint.clone())
+        .bind(c.serial_hex.clone())
+        .bind(c.issuer_id.clone())
+        .bind(c.key_sha256.clone())
+        .bind(i64::from(c.imported))
+        .bind(c.subscription_id)
+        .bind(c.acme_account_id)
+        .bind(c.acme_order_id)
+        .bind(c.created_at)
+        .fetch_one(&mut **tx)
+        .await?)
+    }
+
+    /// A certificate by id, scoped to a customer when given.
+    pub async fn certificate(
+        &self,
+        customer_id: Option<i64>,
+        id: i64,
+    ) -> Result<Option<CertificateRow>> {
+        let row = sqlx::query(self.sql("SELECT * FROM certificates WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        let c = row.as_ref().map(certificate_from_row).transpose()?;
+        Ok(c.filter(|c| customer_id.is_none_or(|x| x == c.customer_id)))
+    }
+
+    pub async fn certificate_tx(&self, tx: &mut Tx, id: i64) -> Result<Option<CertificateRow>> {
+        let row = sqlx::query(self.sql("SELECT * FROM certificates WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.as_ref().map(certificate_from_row).transpose()
+    }
+
+    pub async fn certificate_by_serial(
+        &self,
+        issuer_id: &str,
+        serial_hex: &str,
+    ) -> Result<Option<CertificateRow>> {
+        let row = sqlx::query(
+            self.sql("SELECT * FROM certificates WHERE issuer_id = ? AND serial_hex = ?"),
+        )
+        .bind(issuer_id.to_string())
+        .bind(serial_hex.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(certificate_from_row).transpose()
+    }
+
+    /// Certificates (of any customer) that are not imported, matching a serial (operator revocation).
+    pub async fn certificates_by_serial(&self, serial_hex: &str) -> Result<Vec<CertificateRow>> {
+        let rows = sqlx::query(
+            self.sql("SELECT * FROM certificates WHERE serial_hex = ? AND imported = 0"),
+        )
+        .bind(serial_hex.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(certificate_from_row).collect()
+    }
+
+    /// Unexpired, unrevoked certificates with a key (key-compromise revocation).
+    pub async fn live_certificates_by_key(
+        &self,
+        tx: &mut Tx,
+        key_sha256: &str,
+        now: i64,
+    ) -> Result<Vec<CertificateRow>> {
+        let rows = sqlx::query(self.sql(
+            "SELECT * FROM certificates WHERE key_sha256 = ? AND imported = 0 AND revoked_at IS NULL AND expiry_date > ?",
+        ))
+        .bind(key_sha256.to_string())
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.iter().map(certificate_from_row).collect()
+    }
+
+    /// Marks a certificate revoked; false if it already was.
+    pub async fn mark_revoked(&self, tx: &mut Tx, id: i64, reason: &str, now: i64) -> Result<bool> {
+        let r = sqlx::query(self.sql(
+            "UPDATE certificates SET status = 'REVOKED', revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL",
+        ))
+        .bind(now)
+        .bind(reason.to_string())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn set_certificate_status(
+        &self,
+        tx: &mut Tx,
+        id: i64,
+        status: &str,
+        replaced_by: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query(self.sql("UPDATE certificates SET status = ?, replaced_by = COALESCE(?, replaced_by) WHERE id = ?"))
+            .bind(status.to_string())
+            .bind(replaced_by)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// (serial_hex, revoked_at, reason) of an issuer's revoked certificates.
+    pub async fn revoked_entries(
+        &self,
+        tx: &mut Tx,
+        issuer_id: &str,
+    ) -> Result<Vec<(String, i64, String)>> {
+        let rows = sqlx::query(self.sql(
+            "SELECT serial_hex, revoked_at, revocation_reason FROM certificates WHERE issuer_id = ? AND revoked_at IS NOT NULL \
+             AND imported = 0 ORDER BY revoked_at",
+        ))
+        .bind(issuer_id.to_string())
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("serial_hex")?,
+                    r.try_get("revoked_at")?,
+                    r.try_get::<Option<String>, _>("revocation_reason")?
+                        .unwrap_or_default(),
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn block_key(
+        &self,
+        tx: &mut Tx,
+        key_sha256: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(self.sql(
+            "INSERT INTO blocked_keys (key_sha256, reason, created_at) VALUES (?, ?, ?) ON CONFLICT (key_sha256) DO NOTHING",
+        ))
+        .bind(key_sha256.to_string())
+        .bind(reason.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn blocked_key_reason(&self, key_sha256: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar(self.sql("SELECT reason FROM blocked_keys WHERE key_sha256 = ?"))
+                .bind(key_sha256.to_string())
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    // ---- CA issuers -------------------------------------------------------
+
+    pub async fn issuers(&self) -> Result<Vec<IssuerRow>> {
+        let rows = sqlx::query("SELECT * FROM ca_issuers ORDER BY created_at, id")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(IssuerRow {
+                    id: r.try_get("id")?,
+                    parent: r.try_get("parent")?,
+                    cert_der: r.try_get("cert_der")?,
+                    key_sealed: r.try_get("key_sealed")?,
+                    ocsp_cert_der: r.try_get("ocsp_cert_der")?,
+                    ocsp_key_sealed: r.try_get("ocsp_key_sealed")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a freshly created hierarchy unless another node stored one
+    /// first (then the caller loads that one). Returns whether ours won.
+    pub async fn store_issuers_if_absent(&self, rows: &[IssuerRow], now: i64) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        if self.dialect() == crate::Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7241002)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ca_issuers")
+            .fetch_one(&mut *tx)
+            .await?;
+        if n > 0 {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        for r in rows {
+            sqlx::query(self.sql(
+                "INSERT INTO ca_issuers (id, parent, cert_der, key_sealed, ocsp_cert_der, ocsp_key_sealed, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ))
+            .bind(r.id.clone())
+            .bind(r.parent.clone())
+            .bind(r.cert_der.clone())
+            .bind(r.key_sealed.clone())
+            .bind(r.ocsp_cert_der.clone())
+            .bind(r.ocsp_key_sealed.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(self.sql("INSERT INTO crl_numbers (issuer, next) VALUES (?, 1)"))
+                .bind(r.id.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn update_ocsp_responder(
+        &self,
+        issuer: &str,
+        cert_der: &[u8],
+        key_sealed: &[u8],
+    ) -> Result<()> {
+        sqlx::query(
+            self.sql("UPDATE ca_issuers SET ocsp_cert_der = ?, ocsp_key_sealed = ? WHERE id = ?"),
+        )
+        .bind(cert_der.to_vec())
+        .bind(key_sealed.to_vec())
+        .bind(issuer.to_string())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    // ---- CRLs and OCSP ----------------------------------------------------
+
+    /// Allocates the next CRL number of an issuer (monotonic across nodes).
+    pub async fn next_crl_number(&self, tx: &mut Tx, issuer: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            self.sql("UPDATE crl_numbers SET next = next + 1 WHERE issuer = ? RETURNING next - 1"),
+        )
+        .bind(issuer.to_string())
+        .fetch_one(&mut **tx)
+        .await?)
+    }
+
+    pub async fn store_crl(
+        &self,
+        tx: &mut Tx,
+        issuer: &str,
+        number: i64,
+        der: &[u8],
+        this: i64,
+        next: i64,
+    ) -> Result<()> {
+        sqlx::query(self.sql(
+            "INSERT INTO crls (issuer, number, der, this_update, next_update) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (issuer) DO UPDATE SET number = excluded.number, der = excluded.der, \
+             this_update = excluded.this_update, next_update = excluded.next_update WHERE crls.number < excluded.number",
+        ))
+        .bind(issuer.to_string())
+        .bind(number)
+        .bind(der.to_vec())
+        .bind(this)
+        .bind(next)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// (der, next_update) of the stored CRL.
+    pub async fn crl(&self, issuer: &str) -> Result<Option<(Vec<u8>, i64)>> {
+        let row = sqlx::query(self.sql("SELECT der, next_update FROM crls WHERE issuer = ?"))
+            .bind(issuer.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| Ok((r.try_get("der")?, r.try_get("next_update")?)))
+            .transpose()
+    }
+
+    pub async fn ocsp_cached(
+        &self,
+        issuer: &str,
+        serial_hex: &str,
+    ) -> Result<Option<(Vec<u8>, i64)>> {
+        let row = sqlx::query(self.sql(
+            "SELECT response, produced_at FROM ocsp_cache WHERE issuer = ? AND serial_hex = ?",
+        ))
+        .bind(issuer.to_string())
+        .bind(serial_hex.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| Ok((r.try_get("response")?, r.try_get("produced_at")?)))
+            .transpose()
+    }
+
+    pub async fn cache_ocsp(
+        &self,
+        issuer: &str,
+        serial_hex: &str,
+        response: &[u8],
+        produced_at: i64,
+    ) -> Result<()> {
+        sqlx::query(self.sql(
+            "INSERT INTO ocsp_cache (issuer, serial_hex, response, produced_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (issuer, serial_hex) DO UPDATE SET response = excluded.response, produced_at = excluded.produced_at",
+        ))
+        .bind(issuer.to_string())
+        .bind(serial_hex.to_string())
+        .bind(response.to_vec())
+        .bind(produced_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn drop_ocsp_cache(&self, tx: &mut Tx, issuer: &str, serial_hex: &str) -> Result<()> {
+        sqlx::query(self.sql("DELETE FROM ocsp_cache WHERE issuer = ? AND serial_hex = ?"))
+            .bind(issuer.to_string())
+            .bind(serial_hex.to_string())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+// ---- certificate lifecycle (REST) additions --------------------------------
+
+impl Db {
+    /// A customer's certificate with this SHA-256 fingerprint (duplicate imports).
+    pub async fn certificate_by_fingerprint(
+        &self,
+        tx: &mut Tx,
+        customer_id: i64,
+        fingerprint: &str,
+    ) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            self.sql(
+                "SELECT id FROM certificates WHERE customer_id = ? AND fingerprint = ? LIMIT 1",
+            ),
+        )
+        .bind(customer_id)
+        .bind(fingerprint.to_string())
+        .fetch_optional(&mut **tx)
+        .await?)
+    }
+
+    /// Moves a certificate from `from` to `to` (ACTIVE → EXPIRED); false when it was not in `from`.
+    pub async fn transition_certificate(
+        &self,
+        tx: &mut Tx,
+        id: i64,
+        from: &str,
+        to: &str,
+    ) -> Result<bool> {
+        let r =
+            sqlx::query(self.sql("UPDATE certificates SET status = ? WHERE id = ? AND status = ?"))
+                .bind(to.to_string())
+                .bind(id)
+                .bind(from.to_string())
+                .execute(&mut **tx)
+                .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Certificates of any customer, not imported, whose key has this SHA-256 (operator revocation).
+    pub async fn certificates_by_key(&self, key_sha256: &str) -> Result<Vec<CertificateRow>> {
+        let rows =
+            sqlx::query(self.sql(
+                "SELECT * FROM certificates WHERE key_sha256 = ? AND imported = 0 ORDER BY id",
+            ))
+            .bind(key_sha256.to_string())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(certificate_from_row).collect()
+    }
+}

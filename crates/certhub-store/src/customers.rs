@@ -1,0 +1,260 @@
+//! Customers and their API keys.
+//!
+//! An API key is `<key_id>.<secret>`-free on the wire: RTR keys are opaque, so
+//! the key is 32 random bytes in standard base64 (44 characters, like RTR's).
+//! We store a lookup id (the first 8 bytes of SHA-256 of the key, hex) and
+//! HMAC-SHA256(pepper, key); the comparison is constant-time.
+
+use aws_lc_rs::{digest, hmac};
+use base64::Engine;
+use sqlx::Row;
+
+use crate::sealed::random_bytes;
+use crate::{Db, Result, StoreError, Tx};
+
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub id: i64,
+    pub handle: String,
+    pub currency: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyInfo {
+    pub id: i64,
+    pub key_id: String,
+    pub customer_id: i64,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+fn customer_from_row(r: &sqlx::any::AnyRow) -> Result<Customer> {
+    Ok(Customer {
+        id: r.try_get("id")?,
+        handle: r.try_get("handle")?,
+        currency: r.try_get("currency")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn key_lookup_id(key: &str) -> String {
+    let d = digest::digest(&digest::SHA256, key.as_bytes());
+    d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn key_mac(pepper: &[u8], key: &str) -> Vec<u8> {
+    let k = hmac::Key::new(hmac::HMAC_SHA256, pepper);
+    hmac::sign(&k, key.as_bytes()).as_ref().to_vec()
+}
+
+impl Db {
+    pub async fn create_customer(
+        &self,
+        handle: &str,
+        currency: &str,
+        now: i64,
+    ) -> Result<Customer> {
+        let mut tx = self.begin().await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar(self.sql("SELECT id FROM customers WHERE handle = ?"))
+                .bind(handle.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "customer {handle} already exists"
+            )));
+        }
+        let id: i64 = sqlx::query_scalar(self.sql(
+            "INSERT INTO customers (handle, currency, created_at) VALUES (?, ?, ?) RETURNING id",
+        ))
+        .bind(handle.to_string())
+        .bind(currency.to_string())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(self.sql("INSERT INTO credit_accounts (customer_id, currency) VALUES (?, ?)"))
+            .bind(id)
+            .bind(currency.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Customer {
+            id,
+            handle: handle.to_string(),
+            currency: currency.to_string(),
+            created_at: now,
+        })
+    }
+
+    pub async fn customer_by_handle(&self, handle: &str) -> Result<Option<Customer>> {
+        let row = sqlx::query(
+            self.sql("SELECT id, handle, currency, created_at FROM customers WHERE handle = ?"),
+        )
+        .bind(handle.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(customer_from_row).transpose()
+    }
+
+    pub async fn customer_by_id(&self, id: i64) -> Result<Option<Customer>> {
+        let row = sqlx::query(
+            self.sql("SELECT id, handle, currency, created_at FROM customers WHERE id = ?"),
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(customer_from_row).transpose()
+    }
+
+    pub async fn list_customers(&self) -> Result<Vec<Customer>> {
+        let rows =
+            sqlx::query("SELECT id, handle, currency, created_at FROM customers ORDER BY id")
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter().map(customer_from_row).collect()
+    }
+
+    /// Creates a key and returns it in clear exactly once.
+    pub async fn create_api_key(
+        &self,
+        pepper: &[u8],
+        customer_id: i64,
+        now: i64,
+    ) -> Result<(ApiKeyInfo, String)> {
+        let key = base64::engine::general_purpose::STANDARD.encode(random_bytes::<32>());
+        let key_id = key_lookup_id(&key);
+        let id: i64 = sqlx::query_scalar(
+            self.sql("INSERT INTO api_keys (customer_id, key_id, key_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id"),
+        )
+        .bind(customer_id)
+        .bind(key_id.clone())
+        .bind(key_mac(pepper, &key))
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok((
+            ApiKeyInfo {
+                id,
+                key_id,
+                customer_id,
+                created_at: now,
+                revoked_at: None,
+            },
+            key,
+        ))
+    }
+
+    /// Resolves a presented key to its customer; `None` for unknown or revoked keys.
+    pub async fn authenticate_api_key(
+        &self,
+        pepper: &[u8],
+        key: &str,
+    ) -> Result<Option<(ApiKeyInfo, Customer)>> {
+        if key.len() > 200 {
+            return Ok(None);
+        }
+        let row = sqlx::query(self.sql(
+            "SELECT k.id AS kid, k.key_id, k.key_hash, k.created_at AS kcreated, k.revoked_at, c.id, c.handle, c.currency, c.created_at \
+             FROM api_keys k JOIN customers c ON c.id = k.customer_id WHERE k.key_id = ?",
+        ))
+        .bind(key_lookup_id(key))
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let stored: Vec<u8> = r.try_get("key_hash")?;
+        let presented = key_mac(pepper, key);
+        if !bool::from(subtle_eq(&stored, &presented)) {
+            return Ok(None);
+        }
+        let revoked_at: Option<i64> = r.try_get("revoked_at")?;
+        if revoked_at.is_some() {
+            return Ok(None);
+        }
+        let customer = customer_from_row(&r)?;
+        let info = ApiKeyInfo {
+            id: r.try_get("kid")?,
+            key_id: r.try_get("key_id")?,
+            customer_id: customer.id,
+            created_at: r.try_get("kcreated")?,
+            revoked_at,
+        };
+        Ok(Some((info, customer)))
+    }
+
+    pub async fn revoke_api_key(&self, key_id: &str, now: i64) -> Result<ApiKeyInfo> {
+        let row = sqlx::query(self.sql(
+            "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL RETURNING id, key_id, customer_id, created_at, revoked_at",
+        ))
+        .bind(now)
+        .bind(key_id.to_string())
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(ApiKeyInfo {
+            id: row.try_get("id")?,
+            key_id: row.try_get("key_id")?,
+            customer_id: row.try_get("customer_id")?,
+            created_at: row.try_get("created_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        })
+    }
+
+    pub async fn list_api_keys(&self, customer_id: i64) -> Result<Vec<ApiKeyInfo>> {
+        let rows = sqlx::query(self.sql(
+            "SELECT id, key_id, customer_id, created_at, revoked_at FROM api_keys WHERE customer_id = ? ORDER BY id",
+        ))
+        .bind(customer_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ApiKeyInfo {
+                    id: r.try_get("id")?,
+                    key_id: r.try_get("key_id")?,
+                    customer_id: r.try_get("customer_id")?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Locks the customer row for the rest of a transaction (PostgreSQL), so
+    /// that two concurrent charges of one customer serialise.
+    pub async fn lock_customer(&self, tx: &mut Tx, customer_id: i64) -> Result<()> {
+        if self.dialect() == crate::Dialect::Postgres {
+            sqlx::query(self.sql("SELECT id FROM customers WHERE id = ? FOR UPDATE"))
+                .bind(customer_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn subtle_eq(a: &[u8], b: &[u8]) -> subtle_like::Choice {
+    subtle_like::ct_eq(a, b)
+}
+
+/// Constant-time equality without another dependency (aws-lc-rs has one for
+/// HMAC tags only through `verify`, which needs the key again).
+mod subtle_like {
+    pub struct Choice(bool);
+    impl From<Choice> for bool {
+        fn from(c: Choice) -> bool {
+            c.0
+        }
+    }
+    pub fn ct_eq(a: &[u8], b: &[u8]) -> Choice {
+        if a.len() != b.len() {
+            return Choice(false);
+        }
+        let mut diff = 0u8;
+        for (x, y) in a.iter().zip(b) {
+            diff |= x ^ y;
+        }
+        Choice(std::hint::black_box(diff) == 0)
+    }
+}

@@ -1,0 +1,283 @@
+//! The connection pool and the dialect differences.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor};
+
+use crate::{Result, StoreError};
+
+/// A transaction: every use case runs in exactly one.
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("dialect", &self.dialect)
+            .finish()
+    }
+}
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../migrations/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "ca_certificates",
+        include_str!("../migrations/0002_ca_certificates.sql"),
+    ),
+    (
+        3,
+        "subscriptions",
+        include_str!("../migrations/0003_subscriptions.sql"),
+    ),
+    (4, "acme", include_str!("../migrations/0004_acme.sql")),
+    (
+        5,
+        "certificate_lifecycle",
+        include_str!("../migrations/0005_certificate_lifecycle.sql"),
+    ),
+];
+
+impl Db {
+    /// Connects to `sqlite://PATH` or `postgres://...`. SQLite databases are
+    /// created if missing and run in WAL mode with full fsync on commit, so a
+    /// reported state change survives a crash.
+    pub async fn connect(url: &str) -> Result<Db> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            return Err(StoreError::Corrupt(format!(
+                "unsupported database URL scheme: {url}"
+            )));
+        };
+        let url = if dialect == Dialect::Sqlite && !url.contains("mode=") {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}mode=rwc")
+        } else {
+            url.to_string()
+        };
+        let opts = AnyConnectOptions::from_str(&url)?;
+        let pool = match dialect {
+            Dialect::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(opts)
+                    .await?
+            }
+            Dialect::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // A transaction dropped on an error path is rolled back
+                            // lazily by the driver; these bound how long its locks
+                            // could ever block others.
+                            conn.execute(
+                                "SET idle_in_transaction_session_timeout = 10000; SET lock_timeout = 20000",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(opts)
+                    .await?
+            }
+        };
+        Ok(Db { pool, dialect })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Translates `?` placeholders to the dialect (`$1, $2...` on PostgreSQL).
+    /// Results are cached and leaked: the set of distinct statements is fixed
+    /// by the code, except list queries, whose shapes are bounded by the
+    /// whitelisted fields.
+    pub fn sql(&self, sql: &'static str) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => sql,
+            Dialect::Postgres => translate_cached(sql),
+        }
+    }
+
+    /// Like [`Db::sql`] for statements built at run time from whitelisted parts.
+    pub fn sql_dyn(&self, sql: &str) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => intern(sql.to_string()),
+            Dialect::Postgres => translate_cached(intern(sql.to_string())),
+        }
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a read-then-write use case never fails half way
+    /// because another writer (a CLI command, another request) got in between.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Applies the embedded, append-only migrations that are not yet applied.
+    /// Several nodes may start at once on PostgreSQL: an advisory lock makes
+    /// exactly one of them migrate.
+    pub async fn migrate(&self) -> Result<Vec<String>> {
+        let mut tx = self.begin().await?;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7241001)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
+        let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut applied = Vec::new();
+        for (version, name, sql) in MIGRATIONS {
+            if done.contains(version) {
+                continue;
+            }
+            let text = self.dialect_ddl(sql);
+            sqlx::raw_sql(sqlx::AssertSqlSafe(text))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                self.sql(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                ),
+            )
+            .bind(*version)
+            .bind(*name)
+            .bind(certhub_domain::time::now())
+            .execute(&mut *tx)
+            .await?;
+            applied.push(format!("{version:04}_{name}"));
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    fn dialect_ddl(&self, sql: &str) -> String {
+        let (id, blob) = match self.dialect {
+            Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
+            Dialect::Postgres => (
+                "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+                "BYTEA",
+            ),
+        };
+        sql.replace("{{ID}}", id).replace("{{BLOB}}", blob)
+    }
+
+    /// `FOR UPDATE SKIP LOCKED` where the backend has row locks; SQLite has a
+    /// single writer, so the clause is empty there.
+    pub fn skip_locked(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    /// Closes the pool (tests and CLI commands).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn intern(s: String) -> &'static str {
+    static INTERNED: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+    let map = INTERNED.get_or_init(Default::default);
+    let mut guard = map.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(v) = guard.get(&s) {
+        return v;
+    }
+    let leaked: &'static str = Box::leak(s.clone().into_boxed_str());
+    guard.insert(s, leaked);
+    leaked
+}
+
+fn translate_cached(sql: &'static str) -> &'static str {
+    static CACHE: OnceLock<Mutex<HashMap<usize, &'static str>>> = OnceLock::new();
+    let map = CACHE.get_or_init(Default::default);
+    let key = sql.as_ptr() as usize ^ (sql.len() << 48);
+    if let Some(v) = map.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return v;
+    }
+    let out: &'static str = Box::leak(translate(sql).into_boxed_str());
+    map.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, out);
+    out
+}
+
+/// `?` → `$n`, skipping quoted literals.
+fn translate(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    let mut in_quote = false;
+    for c in sql.chars() {
+        match c {
+            '\'' => {
+                in_quote = !in_quote;
+                out.push(c);
+            }
+            '?' if !in_quote => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn translates_placeholders() {
+        assert_eq!(
+            super::translate("a = ? AND b = '?' AND c = ?"),
+            "a = $1 AND b = '?' AND c = $2"
+        );
+    }
+}

@@ -1,0 +1,334 @@
+//! Certificate requests waiting for validation, their DCV entries, completed
+//! validations (for reuse) and the operator's outbox of e-mails.
+
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::{Db, Dialect, Result, Tx, from_json, to_json};
+
+/// A REST certificate request (request, renew, reissue) until it is issued,
+/// cancelled or fails. Keyed by its process.
+#[derive(Debug, Clone, Default)]
+pub struct CertRequestRow {
+    pub process_id: i64,
+    pub customer_id: i64,
+    pub action: String,
+    pub product: String,
+    /// What to issue (the app's own JSON shape).
+    pub details: Value,
+    /// PENDING | ISSUED | CANCELLED | FAILED
+    pub status: String,
+    /// Engine checks so far (drives the back-off).
+    pub checks: i64,
+    pub attention: bool,
+    pub certificate_id: Option<i64>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// One name's domain-control validation within a request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DcvEntry {
+    pub id: i64,
+    pub process_id: i64,
+    pub customer_id: i64,
+    pub name: String,
+    /// DNS | FILE | EMAIL | REUSED | AUTHKEY
+    pub method: String,
+    pub token: String,
+    pub file_name: Option<String>,
+    pub email: Option<String>,
+    pub approval_token: Option<String>,
+    /// WAITING | ATTENTION | VALIDATED
+    pub status: String,
+    pub caa_status: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub validated_at: Option<i64>,
+}
+
+/// One message of the outbox (SMTP is optional; the operator reads these).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub created_at: i64,
+    pub customer_id: Option<i64>,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+}
+
+fn request_from_row(r: &sqlx::any::AnyRow) -> Result<CertRequestRow> {
+    Ok(CertRequestRow {
+        process_id: r.try_get("process_id")?,
+        customer_id: r.try_get("customer_id")?,
+        action: r.try_get("action")?,
+        product: r.try_get("product")?,
+        details: from_json(&r.try_get::<String, _>("details")?)?,
+        status: r.try_get("status")?,
+        checks: r.try_get("checks")?,
+        attention: r.try_get::<i64, _>("attention")? != 0,
+        certificate_id: r.try_get("certificate_id")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+    })
+}
+
+fn entry_from_row(r: &sqlx::any::AnyRow) -> Result<DcvEntry> {
+    Ok(DcvEntry {
+        id: r.try_get("id")?,
+        process_id: r.try_get("process_id")?,
+        customer_id: r.try_get("customer_id")?,
+        name: r.try_get("name")?,
+        method: r.try_get("method")?,
+        token: r.try_get("token")?,
+        file_name: r.try_get("file_name")?,
+        email: r.try_get("email")?,
+        approval_token: r.try_get("approval_token")?,
+        status: r.try_get("status")?,
+        caa_status: r.try_get("caa_status")?,
+        last_error: r.try_get("last_error")?,
+        created_at: r.try_get("created_at")?,
+        validated_at: r.try_get("validated_at")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_cert_request(
+        &self,
+        tx: &mut Tx,
+        r: &CertRequestRow,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(self.sql(
+            "INSERT INTO cert_requests (process_id, customer_id, action, product, details, status, checks, attention, \
+             certificate_id, created_at, expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(r.process_id)
+        .bind(r.customer_id)
+        .bind(r.action.clone())
+        .bind(r.product.clone())
+        .bind(to_json(&r.details))
+        .bind(r.status.clone())
+        .bind(r.checks)
+        .bind(i64::from(r.attention))
+        .bind(r.certificate_id)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The request of a process, locked for the rest of the transaction.
+    pub async fn cert_request_for_update(
+        &self,
+        tx: &mut Tx,
+        process_id: i64,
+    ) -> Result<Option<CertRequestRow>> {
+        let sql = match self.dialect() {
+            Dialect::Postgres => "SELECT * FROM cert_requests WHERE process_id = ? FOR UPDATE",
+            Dialect::Sqlite => "SELECT * FROM cert_requests WHERE process_id = ?",
+        };
+        let row = sqlx::query(self.sql(sql))
+            .bind(process_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    pub async fn cert_request(&self, process_id: i64) -> Result<Option<CertRequestRow>> {
+        let row = sqlx::query(self.sql("SELECT * FROM cert_requests WHERE process_id = ?"))
+            .bind(process_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(request_from_row).transpose()
+    }
+
+    /// Saves the mutable parts of a request.
+    pub async fn save_cert_request(&self, tx: &mut Tx, r: &CertRequestRow, now: i64) -> Result<()> {
+        sqlx::query(self.sql(
+            "UPDATE cert_requests SET status = ?, checks = ?, attention = ?, certificate_id = ?, details = ?, updated_at = ? \
+             WHERE process_id = ?",
+        ))
+        .bind(r.status.clone())
+        .bind(r.checks)
+        .bind(i64::from(r.attention))
+        .bind(r.certificate_id)
+        .bind(to_json(&r.details))
+        .bind(now)
+        .bind(r.process_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_dcv_entry(&self, tx: &mut Tx, e: &DcvEntry) -> Result<i64> {
+        Ok(sqlx::query_scalar(self.sql(
+            "INSERT INTO dcv_entries (process_id, customer_id, name, method, token, file_name, email, approval_token, status, \
+             caa_status, last_error, created_at, validated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        ))
+        .bind(e.process_id)
+        .bind(e.customer_id)
+        .bind(e.name.clone())
+        .bind(e.method.clone())
+        .bind(e.token.clone())
+        .bind(e.file_name.clone())
+        .bind(e.email.clone())
+        .bind(e.approval_token.clone())
+        .bind(e.status.clone())
+        .bind(e.caa_status.clone())
+        .bind(e.last_error.clone())
+        .bind(e.created_at)
+        .bind(e.validated_at)
+        .fetch_one(&mut **tx)
+        .await?)
+    }
+
+    /// Saves an entry's method, token, e-mail, status and check results.
+    pub async fn save_dcv_entry(&self, tx: &mut Tx, e: &DcvEntry) -> Result<()> {
+        sqlx::query(self.sql(
+            "UPDATE dcv_entries SET method = ?, token = ?, file_name = ?, email = ?, approval_token = ?, status = ?, \
+             caa_status = ?, last_error = ?, validated_at = ? WHERE id = ?",
+        ))
+        .bind(e.method.clone())
+        .bind(e.token.clone())
+        .bind(e.file_name.clone())
+        .bind(e.email.clone())
+        .bind(e.approval_token.clone())
+        .bind(e.status.clone())
+        .bind(e.caa_status.clone())
+        .bind(e.last_error.clone())
+        .bind(e.validated_at)
+        .bind(e.id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn dcv_entries(&self, process_id: i64) -> Result<Vec<DcvEntry>> {
+        let rows =
+            sqlx::query(self.sql("SELECT * FROM dcv_entries WHERE process_id = ? ORDER BY id"))
+                .bind(process_id)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    pub async fn dcv_entries_tx(&self, tx: &mut Tx, process_id: i64) -> Result<Vec<DcvEntry>> {
+        let rows =
+            sqlx::query(self.sql("SELECT * FROM dcv_entries WHERE process_id = ? ORDER BY id"))
+                .bind(process_id)
+                .fetch_all(&mut **tx)
+                .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    pub async fn dcv_entry_by_approval_token(&self, token: &str) -> Result<Option<DcvEntry>> {
+        let row = sqlx::query(self.sql("SELECT * FROM dcv_entries WHERE approval_token = ?"))
+            .bind(token.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(entry_from_row).transpose()
+    }
+
+    /// Records a completed validation of `domain` for reuse.
+    pub async fn record_validation(
+        &self,
+        tx: &mut Tx,
+        customer_id: i64,
+        domain: &str,
+        method: &str,
+        at: i64,
+        process_id: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query(self.sql(
+            "INSERT INTO completed_validations (customer_id, domain, method, validated_at, process_id) VALUES (?, ?, ?, ?, ?)",
+        ))
+        .bind(customer_id)
+        .bind(domain.to_string())
+        .bind(method.to_string())
+        .bind(at)
+        .bind(process_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Methods of the customer's validations of `domain` made at or after `since`.
+    pub async fn validations_since(
+        &self,
+        customer_id: i64,
+        domain: &str,
+        since: i64,
+    ) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(self.sql(
+            "SELECT method FROM completed_validations WHERE customer_id = ? AND domain = ? AND validated_at >= ? \
+             ORDER BY validated_at DESC",
+        ))
+        .bind(customer_id)
+        .bind(domain.to_string())
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Puts a message in the outbox.
+    pub async fn insert_outbox(
+        &self,
+        tx: &mut Tx,
+        customer_id: Option<i64>,
+        recipient: &str,
+        subject: &str,
+        body: &str,
+        now: i64,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar(self.sql(
+            "INSERT INTO outbox (created_at, customer_id, recipient, subject, body) VALUES (?, ?, ?, ?, ?) RETURNING id",
+        ))
+        .bind(now)
+        .bind(customer_id)
+        .bind(recipient.to_string())
+        .bind(subject.to_string())
+        .bind(body.to_string())
+        .fetch_one(&mut **tx)
+        .await?)
+    }
+
+    /// The outbox, oldest first.
+    pub async fn outbox_messages(&self) -> Result<Vec<OutboxMessage>> {
+        let rows = sqlx::query(
+            "SELECT id, created_at, customer_id, recipient, subject, body FROM outbox ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxMessage {
+                    id: r.try_get("id")?,
+                    created_at: r.try_get("created_at")?,
+                    customer_id: r.try_get("customer_id")?,
+                    recipient: r.try_get("recipient")?,
+                    subject: r.try_get("subject")?,
+                    body: r.try_get("body")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Sets or clears a process's `statusDetail` (`update_process` cannot clear).
+    pub async fn set_process_status_detail(
+        &self,
+        tx: &mut Tx,
+        process_id: i64,
+        detail: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(self.sql("UPDATE processes SET status_detail = ? WHERE id = ?"))
+            .bind(detail.map(str::to_string))
+            .bind(process_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}

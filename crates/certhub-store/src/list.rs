@@ -1,0 +1,283 @@
+//! Listing with RTR's query language (filters, order, paging, `q`, totals),
+//! turned into one parameterised SQL statement. Field names come only from
+//! each resource's whitelist, values only travel as bind parameters.
+
+use sqlx::any::AnyRow;
+
+use crate::{Db, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Int,
+    Text,
+    Time,
+    Bool,
+    /// A JSON array of strings in a TEXT column (e.g. `domainNames`): `eq`
+    /// matches an element, `like` matches the text.
+    JsonArray,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// The wire name.
+    pub name: &'static str,
+    /// The SQL expression.
+    pub column: &'static str,
+    pub ty: FieldType,
+}
+
+#[derive(Debug)]
+pub struct Resource {
+    /// `FROM` clause (a table or a join).
+    pub from: &'static str,
+    /// Column holding the owning customer's id.
+    pub scope: &'static str,
+    /// Always-applied condition (e.g. not deleted); may be empty.
+    pub base_where: &'static str,
+    pub fields: &'static [Field],
+    /// Columns searched by `q`.
+    pub q_columns: &'static [&'static str],
+    /// Columns of the row; `SELECT` list.
+    pub select: &'static str,
+    pub default_order: &'static str,
+}
+
+impl Resource {
+    pub fn field(&self, name: &str) -> Option<&'static Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Like,
+    NotLike,
+    Gt,
+    Lt,
+    Gte,
+    Lte,
+    Null,
+    NotNull,
+    In,
+    NotIn,
+}
+
+impl Op {
+    pub fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "eq" => Op::Eq,
+            "ne" => Op::Ne,
+            "like" => Op::Like,
+            "not_like" => Op::NotLike,
+            "gt" => Op::Gt,
+            "lt" => Op::Lt,
+            "gte" => Op::Gte,
+            "lte" => Op::Lte,
+            "null" => Op::Null,
+            "not_null" => Op::NotNull,
+            "in" => Op::In,
+            "not_in" => Op::NotIn,
+            _ => return None,
+        })
+    }
+}
+
+/// A typed filter value (already validated by the caller).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Text(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub field: &'static Field,
+    pub op: Op,
+    pub values: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub limit: i64,
+    pub offset: i64,
+    pub order: Vec<(&'static Field, bool)>,
+    pub filters: Vec<Filter>,
+    pub q: Option<String>,
+    pub total: bool,
+    pub export: bool,
+}
+
+pub struct Page {
+    pub rows: Vec<AnyRow>,
+    pub total: Option<i64>,
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+impl Db {
+    /// Runs a list query scoped to one customer (or to all, for the operator).
+    pub async fn list(
+        &self,
+        res: &Resource,
+        customer_id: Option<i64>,
+        q: &ListQuery,
+    ) -> Result<Page> {
+        let mut where_sql = String::from(" WHERE 1=1");
+        let mut binds: Vec<Bind> = Vec::new();
+        if let Some(c) = customer_id {
+            where_sql.push_str(&format!(" AND {} = ?", res.scope));
+            binds.push(Bind::Int(c));
+        }
+        if !res.base_where.is_empty() {
+            where_sql.push_str(&format!(" AND ({})", res.base_where));
+        }
+        for f in &q.filters {
+            push_filter(&mut where_sql, &mut binds, f);
+        }
+        if let Some(text) = q.q.as_deref().filter(|t| !t.is_empty()) {
+            let parts: Vec<String> = res
+                .q_columns
+                .iter()
+                .map(|c| format!("LOWER({c}) LIKE ?"))
+                .collect();
+            where_sql.push_str(&format!(" AND ({})", parts.join(" OR ")));
+            for _ in res.q_columns {
+                binds.push(Bind::Text(format!("%{}%", text.to_lowercase())));
+            }
+        }
+        let order_sql = if q.order.is_empty() {
+            res.default_order.to_string()
+        } else {
+            let mut parts: Vec<String> = q
+                .order
+                .iter()
+                .map(|(f, desc)| format!("{} {}", f.column, if *desc { "DESC" } else { "ASC" }))
+                .collect();
+            parts.push(res.default_order.to_string());
+            parts.join(", ")
+        };
+        let mut sql = format!(
+            "SELECT {} FROM {}{} ORDER BY {}",
+            res.select, res.from, where_sql, order_sql
+        );
+        if !q.export {
+            sql.push_str(&format!(
+                " LIMIT {} OFFSET {}",
+                q.limit.max(0),
+                q.offset.max(0)
+            ));
+        }
+        let rows = if q.limit == 0 && !q.export {
+            Vec::new()
+        } else {
+            let mut query = sqlx::query(self.sql_dyn(&sql));
+            for b in &binds {
+                query = match b {
+                    Bind::Int(i) => query.bind(*i),
+                    Bind::Text(t) => query.bind(t.clone()),
+                };
+            }
+            query.fetch_all(self.pool()).await?
+        };
+        let total = if q.total {
+            let count_sql = format!("SELECT COUNT(*) FROM {}{}", res.from, where_sql);
+            let mut query = sqlx::query_scalar::<_, i64>(self.sql_dyn(&count_sql));
+            for b in &binds {
+                query = match b {
+                    Bind::Int(i) => query.bind(*i),
+                    Bind::Text(t) => query.bind(t.clone()),
+                };
+            }
+            Some(query.fetch_one(self.pool()).await?)
+        } else {
+            None
+        };
+        Ok(Page { rows, total })
+    }
+}
+
+fn push_filter(sql: &mut String, binds: &mut Vec<Bind>, f: &Filter) {
+    let col = f.field.column;
+    let bind = |binds: &mut Vec<Bind>, v: &Value| {
+        binds.push(match v {
+            Value::Int(i) => Bind::Int(*i),
+            Value::Text(t) => Bind::Text(t.clone()),
+        })
+    };
+    if f.field.ty == FieldType::JsonArray {
+        // Element match on the JSON text: `"name"` appears as an element.
+        let (neg, like_raw) = match f.op {
+            Op::Ne | Op::NotIn => (true, false),
+            Op::Like => (false, true),
+            Op::NotLike => (true, true),
+            Op::Null => {
+                sql.push_str(&format!(" AND ({col} IS NULL OR {col} = '[]')"));
+                return;
+            }
+            Op::NotNull => {
+                sql.push_str(&format!(" AND ({col} IS NOT NULL AND {col} <> '[]')"));
+                return;
+            }
+            _ => (false, false),
+        };
+        let mut parts = Vec::new();
+        for v in &f.values {
+            let Value::Text(t) = v else { continue };
+            parts.push(format!("{col} LIKE ?"));
+            let pat = if like_raw {
+                t.clone()
+            } else {
+                format!("%\"{}\"%", t.replace('%', ""))
+            };
+            binds.push(Bind::Text(pat));
+        }
+        if parts.is_empty() {
+            return;
+        }
+        let joined = parts.join(" OR ");
+        sql.push_str(&if neg {
+            format!(" AND NOT ({joined})")
+        } else {
+            format!(" AND ({joined})")
+        });
+        return;
+    }
+    match f.op {
+        Op::Null => sql.push_str(&format!(" AND {col} IS NULL")),
+        Op::NotNull => sql.push_str(&format!(" AND {col} IS NOT NULL")),
+        Op::In | Op::NotIn => {
+            let marks = vec!["?"; f.values.len().max(1)].join(", ");
+            let not = if f.op == Op::NotIn { "NOT " } else { "" };
+            if f.values.is_empty() {
+                sql.push_str(if f.op == Op::In { " AND 1=0" } else { "" });
+                return;
+            }
+            sql.push_str(&format!(" AND {col} {not}IN ({marks})"));
+            for v in &f.values {
+                bind(binds, v);
+            }
+        }
+        op => {
+            let sym = match op {
+                Op::Eq => "=",
+                Op::Ne => "<>",
+                Op::Like => "LIKE",
+                Op::NotLike => "NOT LIKE",
+                Op::Gt => ">",
+                Op::Lt => "<",
+                Op::Gte => ">=",
+                _ => "<=",
+            };
+            // Repeated params on one field AND together (RTR listing rules).
+            for v in &f.values {
+                sql.push_str(&format!(" AND {col} {sym} ?"));
+                bind(binds, v);
+            }
+        }
+    }
+}

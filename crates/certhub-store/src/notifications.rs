@@ -1,0 +1,185 @@
+//! Customer notifications (`/v2/customers/{c}/notifications`).
+
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::list::{Field, FieldType, Resource};
+use crate::{Db, Result, Tx, from_json, to_json};
+
+#[derive(Debug, Clone, Default)]
+pub struct Notification {
+    pub id: i64,
+    pub customer_id: i64,
+    pub fire_date: i64,
+    pub event_type: String,
+    pub notification_type: String,
+    pub message: String,
+    pub payload: Option<Value>,
+    pub process_id: Option<i64>,
+    pub process_type: Option<String>,
+    pub process_identifier: Option<String>,
+    pub certificate_id: Option<i64>,
+    pub product: Option<String>,
+    pub expiry_date: Option<i64>,
+    pub read_date: Option<i64>,
+    pub acknowledge_date: Option<i64>,
+}
+
+pub static NOTIFICATIONS: Resource = Resource {
+    from: "notifications",
+    scope: "customer_id",
+    base_where: "",
+    fields: &[
+        Field {
+            name: "id",
+            column: "id",
+            ty: FieldType::Int,
+        },
+        Field {
+            name: "fireDate",
+            column: "fire_date",
+            ty: FieldType::Time,
+        },
+        Field {
+            name: "readDate",
+            column: "read_date",
+            ty: FieldType::Time,
+        },
+        Field {
+            name: "acknowledgeDate",
+            column: "acknowledge_date",
+            ty: FieldType::Time,
+        },
+        Field {
+            name: "eventType",
+            column: "event_type",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "notificationType",
+            column: "notification_type",
+            ty: FieldType::Text,
+        },
+        Field {
+            name: "process",
+            column: "process_id",
+            ty: FieldType::Int,
+        },
+        Field {
+            name: "certificateId",
+            column: "certificate_id",
+            ty: FieldType::Int,
+        },
+    ],
+    q_columns: &["message", "event_type"],
+    select: "*",
+    default_order: "id DESC",
+};
+
+pub fn notification_from_row(r: &sqlx::any::AnyRow) -> Result<Notification> {
+    let payload: Option<String> = r.try_get("payload")?;
+    Ok(Notification {
+        id: r.try_get("id")?,
+        customer_id: r.try_get("customer_id")?,
+        fire_date: r.try_get("fire_date")?,
+        event_type: r.try_get("event_type")?,
+        notification_type: r.try_get("notification_type")?,
+        message: r.try_get("message")?,
+        payload: payload.as_deref().map(from_json).transpose()?,
+        process_id: r.try_get("process_id")?,
+        process_type: r.try_get("process_type")?,
+        process_identifier: r.try_get("process_identifier")?,
+        certificate_id: r.try_get("certificate_id")?,
+        product: r.try_get("product")?,
+        expiry_date: r.try_get("expiry_date")?,
+        read_date: r.try_get("read_date")?,
+        acknowledge_date: r.try_get("acknowledge_date")?,
+    })
+}
+
+impl Db {
+    /// Inserts a notification; a repeated `dedupe_key` is ignored, so a
+    /// transition that is retried notifies once.
+    pub async fn notify(
+        &self,
+        tx: &mut Tx,
+        n: &Notification,
+        dedupe_key: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(self.sql(
+            "INSERT INTO notifications (customer_id, fire_date, event_type, notification_type, message, payload, process_id, \
+             process_type, process_identifier, certificate_id, product, expiry_date, dedupe_key) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+        ))
+        .bind(n.customer_id)
+        .bind(n.fire_date)
+        .bind(n.event_type.clone())
+        .bind(n.notification_type.clone())
+        .bind(n.message.clone())
+        .bind(n.payload.as_ref().map(to_json))
+        .bind(n.process_id)
+        .bind(n.process_type.clone())
+        .bind(n.process_identifier.clone())
+        .bind(n.certificate_id)
+        .bind(n.product.clone())
+        .bind(n.expiry_date)
+        .bind(dedupe_key.map(str::to_string))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn notification(&self, customer_id: i64, id: i64) -> Result<Option<Notification>> {
+        let row =
+            sqlx::query(self.sql("SELECT * FROM notifications WHERE id = ? AND customer_id = ?"))
+                .bind(id)
+                .bind(customer_id)
+                .fetch_optional(self.pool())
+                .await?;
+        row.as_ref().map(notification_from_row).transpose()
+    }
+
+    /// The oldest unacknowledged notification (marked read) and the count.
+    pub async fn poll_notification(
+        &self,
+        customer_id: i64,
+        now: i64,
+    ) -> Result<(i64, Option<Notification>)> {
+        let count: i64 = sqlx::query_scalar(self.sql(
+            "SELECT COUNT(*) FROM notifications WHERE customer_id = ? AND acknowledge_date IS NULL",
+        ))
+        .bind(customer_id)
+        .fetch_one(self.pool())
+        .await?;
+        let row = sqlx::query(self.sql(
+            "SELECT * FROM notifications WHERE customer_id = ? AND acknowledge_date IS NULL ORDER BY id LIMIT 1",
+        ))
+        .bind(customer_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let mut n = row.as_ref().map(notification_from_row).transpose()?;
+        if let Some(n) = n.as_mut().filter(|n| n.read_date.is_none()) {
+            sqlx::query(self.sql("UPDATE notifications SET read_date = ? WHERE id = ?"))
+                .bind(now)
+                .bind(n.id)
+                .execute(self.pool())
+                .await?;
+            n.read_date = Some(now);
+        }
+        Ok((count, n))
+    }
+
+    pub async fn ack_notification(&self, customer_id: i64, id: i64, now: i64) -> Result<bool> {
+        let r = sqlx::query(self.sql(
+            "UPDATE notifications SET acknowledge_date = COALESCE(acknowledge_date, ?), read_date = COALESCE(read_date, ?) \
+             WHERE id = ? AND customer_id = ?",
+        ))
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .bind(customer_id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,270 @@
+//! Turning options and the data directory into a running `App`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use base64::Engine;
+use certhub_app::{App, Clock, Settings};
+use certhub_store::Db;
+use certhub_store::sealed::Kek;
+
+use crate::config::{self, FileConfig};
+
+/// Options every subcommand accepts (flags or `CERTHUB_*` variables).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Data directory (SQLite database, config, KEK).
+    #[arg(
+        long,
+        global = true,
+        env = "CERTHUB_DATA_DIR",
+        default_value = "./certhub-data"
+    )]
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://user@host/db` (default: SQLite in the data directory).
+    #[arg(long, global = true, env = "CERTHUB_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// TOML configuration file (default: `certhub.toml` in the data directory, if present).
+    #[arg(long, global = true, env = "CERTHUB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Start the clock at this RFC 3339 instant (needs `[testing] allow_clock_override`).
+    #[arg(long, global = true, env = "CERTHUB_NOW")]
+    pub now: Option<String>,
+}
+
+/// Listener options of `serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeOpts {
+    /// HTTPS address (plain-HTTP PKI paths are served on it too).
+    #[arg(long, env = "CERTHUB_LISTEN")]
+    pub listen: Option<String>,
+    /// The URL clients use, e.g. `https://acme.example.net` (default `https://localhost:PORT`).
+    #[arg(long, env = "CERTHUB_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// `http://` base of CRL, OCSP and issuer URLs (default `http://localhost:PORT`).
+    #[arg(long, env = "CERTHUB_PKI_URL")]
+    pub pki_url: Option<String>,
+    /// An extra plain-HTTP listener (e.g. behind a reverse proxy, or port 80 for PKI paths).
+    #[arg(long, env = "CERTHUB_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
+}
+
+/// Everything resolved from defaults, file, environment and flags.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub listen: String,
+    pub public_url: String,
+    pub pki_url: String,
+    pub http_listen: Option<String>,
+    pub file: FileConfig,
+}
+
+pub fn resolve(global: &Global, serve: &ServeOpts) -> anyhow::Result<Resolved> {
+    let data_dir = global.data_dir.clone();
+    let file = config::load(global.config.as_deref(), &data_dir)?;
+    let database_url = global
+        .database_url
+        .clone()
+        .or_else(|| file.database.url.clone())
+        .unwrap_or_else(|| {
+            let abs = std::path::absolute(data_dir.join("certhub.db"))
+                .unwrap_or_else(|_| data_dir.join("certhub.db"));
+            format!("sqlite://{}", abs.display())
+        });
+    let listen = serve
+        .listen
+        .clone()
+        .unwrap_or_else(|| file.server.listen.clone());
+    let port = listen.rsplit(':').next().unwrap_or("8443").to_string();
+    let public_url = serve
+        .public_url
+        .clone()
+        .or_else(|| file.server.public_url.clone())
+        .unwrap_or_else(|| format!("https://localhost:{port}"))
+        .trim_end_matches('/')
+        .to_string();
+    let pki_url = serve
+        .pki_url
+        .clone()
+        .or_else(|| file.server.pki_url.clone())
+        .unwrap_or_else(|| format!("http://localhost:{port}"))
+        .trim_end_matches('/')
+        .to_string();
+    if !pki_url.starts_with("http://") {
+        anyhow::bail!(
+            "--pki-url must be an http:// URL (CRL and OCSP URLs are plain HTTP), got {pki_url}"
+        );
+    }
+    if !(public_url.starts_with("https://") || public_url.starts_with("http://")) {
+        anyhow::bail!("--public-url must be an http(s):// URL, got {public_url}");
+    }
+    let http_listen = serve
+        .http_listen
+        .clone()
+        .or_else(|| file.server.http_listen.clone());
+    Ok(Resolved {
+        data_dir,
+        database_url,
+        listen,
+        public_url,
+        pki_url,
+        http_listen,
+        file,
+    })
+}
+
+/// Creates the data directory (0700) with a commented config file.
+pub fn init_data_dir(dir: &Path) -> anyhow::Result<bool> {
+    if dir.join("certhub.toml").exists() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    set_mode(dir, 0o700)?;
+    std::fs::write(dir.join("certhub.toml"), config::DEFAULT_CONFIG)?;
+    Ok(true)
+}
+
+#[cfg(unix)]
+fn set_mode(p: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// The KEK: `CERTHUB_KEK` (base64 or hex of 32 bytes), else `{data_dir}/kek`
+/// (created with mode 0600 on first start). It is never stored in the database.
+pub fn load_kek(dir: &Path) -> anyhow::Result<Kek> {
+    if let Ok(v) = std::env::var("CERTHUB_KEK") {
+        let v = v.trim();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v)
+            .ok()
+            .filter(|b| b.len() == 32)
+            .or_else(|| certhub_ca::hex_decode(v).filter(|b| b.len() == 32))
+            .context("CERTHUB_KEK must be 32 bytes in base64 or hex")?;
+        return Ok(Kek::from_bytes(&bytes)?);
+    }
+    let path = dir.join("kek");
+    if !path.exists() {
+        std::fs::create_dir_all(dir)?;
+        let key = Kek::generate();
+        write_secret_file(
+            &path,
+            base64::engine::general_purpose::STANDARD
+                .encode(key)
+                .as_bytes(),
+        )?;
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .context("kek file is not base64")?;
+    Ok(Kek::from_bytes(&bytes)?)
+}
+
+fn write_secret_file(path: &Path, content: &[u8]) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        f.write_all(content)?;
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::write(path, content)?;
+        Ok(())
+    }
+}
+
+/// The clock, honouring `--now` only when the config allows it.
+pub fn clock(global: &Global, file: &FileConfig) -> anyhow::Result<Clock> {
+    match &global.now {
+        None => Ok(Clock::system()),
+        Some(t) => {
+            if !file.testing.allow_clock_override {
+                anyhow::bail!(
+                    "--now / CERTHUB_NOW needs `[testing] allow_clock_override = true` in the config file"
+                );
+            }
+            let ts = certhub_domain::time::parse_rfc3339(t)
+                .with_context(|| format!("--now: '{t}' is not RFC 3339"))?;
+            Ok(Clock::starting_at(ts))
+        }
+    }
+}
+
+/// Settings for the app from the resolved configuration.
+pub fn settings(r: &Resolved) -> anyhow::Result<Settings> {
+    let mut s = Settings::for_urls(&r.public_url, &r.pki_url);
+    if let Some(t) = &r.file.validation {
+        s.va = toml::Value::Table(t.clone())
+            .try_into()
+            .context("[validation]")?;
+    }
+    if let Some(t) = &r.file.ca {
+        let mut t = t.clone();
+        let weak = t.remove("weak_keys_file");
+        s.ca = toml::Value::Table(t).try_into().context("[ca]")?;
+        if let Some(toml::Value::String(path)) = weak {
+            s.key_policy.blocked_keys = read_weak_keys(Path::new(&path))?;
+        }
+    }
+    s.ca.pki_url = r.pki_url.clone();
+    Ok(s)
+}
+
+/// One hex SHA-256 of a SubjectPublicKeyInfo per line; `#` comments.
+fn read_weak_keys(path: &Path) -> anyhow::Result<std::collections::HashSet<[u8; 32]>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("weak_keys_file {}", path.display()))?;
+    let mut set = std::collections::HashSet::new();
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let b = certhub_ca::hex_decode(line)
+            .filter(|b| b.len() == 32)
+            .context("weak key entries are 64 hex digits")?;
+        let mut a = [0u8; 32];
+        a.copy_from_slice(&b);
+        set.insert(a);
+    }
+    Ok(set)
+}
+
+/// Opens (and migrates) the database and builds the app. Every subcommand
+/// goes through here, so all of them work on a fresh data directory and
+/// next to a running `serve`.
+pub async fn open(global: &Global, serve: &ServeOpts) -> anyhow::Result<(App, Resolved)> {
+    let r = resolve(global, serve)?;
+    init_data_dir(&r.data_dir)?;
+    let kek = load_kek(&r.data_dir)?;
+    let db = Db::connect(&r.database_url)
+        .await
+        .with_context(|| "cannot open the database".to_string())?;
+    for m in db.migrate().await? {
+        tracing::info!(migration = %m, "applied migration");
+    }
+    db.seed_catalogue().await?;
+    let clock = clock(global, &r.file)?;
+    let app = App::new(db, kek, clock, settings(&r)?)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((app, r))
+}
