@@ -1106,6 +1106,19 @@ impl App {
     /// Operator approval: orgValidUntil = now + 397 days; the subscription
     /// becomes ACTIVE (unless its term says otherwise). Returns a report line.
     pub async fn approve_org_validation(&self, id: i64) -> Result<String, AppError> {
+        if self.is_certificate_org_validation(id).await? {
+            let issued = self
+                .decide_certificate_org_validation(id, true, None)
+                .await?;
+            return Ok(match issued {
+                Some(cert) => format!(
+                    "validation {id} APPROVED (certificate request issued: certificate {cert})"
+                ),
+                None => {
+                    format!("validation {id} APPROVED (certificate request continues with DCV)")
+                }
+            });
+        }
         let now = self.now();
         let mut tx = self.db().begin().await?;
         let v = self.pending_validation(&mut tx, id).await?;
@@ -1183,6 +1196,13 @@ impl App {
         if reason.is_empty() {
             return Err(AppError::constraint("reason", "must not be empty", None));
         }
+        if self.is_certificate_org_validation(id).await? {
+            self.decide_certificate_org_validation(id, false, Some(reason))
+                .await?;
+            return Ok(format!(
+                "validation {id} REJECTED (certificate request failed: {reason})"
+            ));
+        }
         let now = self.now();
         let mut tx = self.db().begin().await?;
         let v = self.pending_validation(&mut tx, id).await?;
@@ -1244,6 +1264,23 @@ impl App {
             .await?;
         tx.commit().await?;
         Ok(line)
+    }
+
+    /// Organisation validations started by a REST certificate request (no
+    /// subscription, a `certificate` process) are decided by that feature.
+    async fn is_certificate_org_validation(&self, id: i64) -> Result<bool, AppError> {
+        let mut tx = self.db().begin().await?;
+        let v = self.db().org_validation_for_update(&mut tx, id).await?;
+        let result = match v {
+            Some(v) if v.subscription_id.is_none() => self
+                .db()
+                .process_tx(&mut tx, v.process_id)
+                .await?
+                .is_some_and(|p| p.process_type == "certificate"),
+            _ => false,
+        };
+        tx.rollback().await?;
+        Ok(result)
     }
 
     async fn pending_validation(&self, tx: &mut Tx, id: i64) -> Result<OrgValidation, AppError> {
