@@ -84,6 +84,9 @@ pub(crate) fn problem(p: &Problem) -> Response {
     if let Some(l) = &p.location {
         r = r.location(l.clone());
     }
+    if let Some(secs) = p.retry_after {
+        r = r.header(header::RETRY_AFTER, secs.to_string());
+    }
     r.into_response()
 }
 

@@ -35,9 +35,43 @@ pub const ORDERS_PAGE: i64 = 50;
 /// Seconds after which finalize checks CAA again (design.md "CAA").
 pub const CAA_RECHECK_AFTER: i64 = 8 * 3600;
 
+/// Seconds after a challenge POST at which another node re-runs a
+/// validation that has not finished (its node died): a few VA timeouts.
+pub const VALIDATION_RETRY_AFTER: i64 = 60;
+
 /// Runs one due lifecycle job of kind `acme.*`.
-pub async fn run_job(_app: &App, job: &Job) -> Result<Option<String>, AppError> {
-    Err(AppError::Internal(format!("unknown job kind {}", job.kind)))
+pub async fn run_job(app: &App, job: &Job) -> Result<Option<String>, AppError> {
+    match job.kind.as_str() {
+        certhub_store::acme::ACME_VALIDATE_JOB => rerun_validation(app, job).await,
+        other => Err(AppError::Internal(format!("unknown job kind {other}"))),
+    }
+}
+
+/// The validation started by a challenge POST did not record a result in
+/// time (its node died mid-way): run it here. Recording the result finishes
+/// the job; the first result wins if the original is merely slow.
+async fn rerun_validation(app: &App, job: &Job) -> Result<Option<String>, AppError> {
+    let authz = app.db().acme_authz(job.subject_id).await?;
+    let account = match &authz {
+        Some(a) if a.status == "pending" && a.chall_status.as_deref() == Some("processing") => {
+            app.db().acme_account(a.account_id).await?
+        }
+        _ => None,
+    };
+    let (Some(authz), Some((account, sub))) = (authz, account) else {
+        // Finished meanwhile (or gone): nothing to validate.
+        let mut tx = app.db().begin().await?;
+        app.db().finish_job(&mut tx, job.id, app.now()).await?;
+        tx.commit().await?;
+        return Ok(None);
+    };
+    let ctx = AccountCtx::from_rows(account, sub).map_err(|p| AppError::Internal(p.detail))?;
+    let url = Urls::new(&app.settings().public_url, &ctx.account.product).account(ctx.id());
+    let id = authz.id;
+    validate::run(app.clone(), authz, ctx.jwk, url).await;
+    Ok(Some(format!(
+        "authorization {id} validated again (its node stopped)"
+    )))
 }
 
 /// Every URL of one product's ACME directory: `{public_url}/acme/{product}/...`.

@@ -42,8 +42,9 @@ pub enum AppError {
     ObjectExists(String),
     #[error("{0}")]
     InvalidCsr(String),
-    #[error("{0}")]
-    RateLimited(String),
+    /// A rate limit is exhausted; `retry_after` seconds until the window ends.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod notify;
 pub mod pki;
 pub mod quote;
+pub mod ratelimit;
 
 // Feature modules, each owned by its feature (see ARCHITECTURE.md).
 pub mod acme;
@@ -37,6 +38,8 @@ pub struct Settings {
     pub key_policy: certhub_ca::KeyPolicy,
     /// Validation transports (resolver, ports, loopback policy).
     pub va: certhub_va::VaConfig,
+    /// Request limits per API key, IP, ACME account (`[rate_limits]`).
+    pub rate_limits: ratelimit::RateLimits,
 }
 
 impl Settings {
@@ -51,6 +54,7 @@ impl Settings {
             },
             key_policy: certhub_ca::KeyPolicy::default(),
             va: certhub_va::VaConfig::default(),
+            rate_limits: ratelimit::RateLimits::default(),
         }
     }
 }
@@ -69,6 +73,7 @@ struct Inner {
     apikey_pepper: Vec<u8>,
     pki: std::sync::RwLock<Arc<pki::Pki>>,
     va: certhub_va::Validator,
+    limiter: ratelimit::Limiter,
 }
 
 impl std::fmt::Debug for App {
@@ -103,6 +108,7 @@ impl App {
                 apikey_pepper,
                 pki: std::sync::RwLock::new(Arc::new(pki)),
                 va,
+                limiter: ratelimit::Limiter::default(),
             }),
         })
     }
@@ -138,6 +144,10 @@ impl App {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    pub(crate) fn limiter(&self) -> &ratelimit::Limiter {
+        &self.inner.limiter
     }
 
     pub(crate) fn pepper(&self) -> &[u8] {

@@ -9,8 +9,29 @@ use certhub_store::jobs::Job;
 
 use crate::{App, AppError};
 
-/// How long a claimed job is ours before another node may take it over.
+/// How long a claimed job is ours before another node may take it over
+/// (default; `CERTHUB_LEASE_SECONDS` overrides it, e.g. short in tests).
 pub const LEASE_SECONDS: i64 = 300;
+
+/// The lease length in force: `CERTHUB_LEASE_SECONDS` (1..=86400) or
+/// [`LEASE_SECONDS`]. A node that dies mid-job holds its jobs this long.
+pub fn lease_seconds() -> i64 {
+    static LEASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *LEASE.get_or_init(|| parse_lease(std::env::var("CERTHUB_LEASE_SECONDS").ok().as_deref()))
+}
+
+fn parse_lease(v: Option<&str>) -> i64 {
+    match v.map(str::trim).map(str::parse::<i64>) {
+        Some(Ok(n)) if (1..=86_400).contains(&n) => n,
+        Some(_) => {
+            tracing::warn!(
+                "CERTHUB_LEASE_SECONDS must be 1..=86400 seconds; using {LEASE_SECONDS}"
+            );
+            LEASE_SECONDS
+        }
+        None => LEASE_SECONDS,
+    }
+}
 
 impl App {
     /// Runs every job due at `now` (the app clock), in due order, until none
@@ -21,7 +42,7 @@ impl App {
             let now = self.now();
             let jobs = self
                 .db()
-                .claim_jobs(owner, now, now + LEASE_SECONDS, 100)
+                .claim_jobs(owner, now, now + lease_seconds(), 100)
                 .await?;
             if jobs.is_empty() {
                 break;
@@ -54,5 +75,16 @@ async fn dispatch(app: &App, job: &Job) -> Result<Option<String>, AppError> {
         crate::acme::run_job(app, job).await
     } else {
         Err(AppError::Internal(format!("unknown job kind {kind}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lease_from_env_value() {
+        assert_eq!(super::parse_lease(None), super::LEASE_SECONDS);
+        assert_eq!(super::parse_lease(Some(" 5 ")), 5);
+        assert_eq!(super::parse_lease(Some("0")), super::LEASE_SECONDS);
+        assert_eq!(super::parse_lease(Some("x")), super::LEASE_SECONDS);
     }
 }

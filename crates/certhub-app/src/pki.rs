@@ -293,6 +293,11 @@ impl App {
 
     async fn regenerate_crl_in_tx(&self, tx: &mut Tx, issuer: &str) -> Result<Vec<u8>, AppError> {
         let now = self.now();
+        // The number first: it locks the issuer's counter row until commit, so
+        // CRL generation is serialised per issuer and the entries read next
+        // include every revocation committed by a lower-numbered CRL's
+        // transaction (a higher number never lists less, on any node).
+        let number = self.db().next_crl_number(tx, issuer).await?;
         let entries: Vec<RevokedEntry> = self
             .db()
             .revoked_entries(tx, issuer)
@@ -307,7 +312,6 @@ impl App {
                 })
             })
             .collect();
-        let number = self.db().next_crl_number(tx, issuer).await?;
         let der = self
             .pki()
             .ca

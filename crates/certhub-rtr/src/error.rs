@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 pub struct RtrError {
     pub status: StatusCode,
     pub body: Value,
+    /// Seconds for `Retry-After` (429 only).
+    pub retry_after: Option<u64>,
 }
 
 impl RtrError {
@@ -17,6 +19,7 @@ impl RtrError {
         RtrError {
             status,
             body: json!({"type": error_type, "message": message.into()}),
+            retry_after: None,
         }
     }
 
@@ -28,6 +31,7 @@ impl RtrError {
                 "message": format!("Unrecognized field \"{property}\""),
                 "property": property,
             }),
+            retry_after: None,
         }
     }
 
@@ -58,6 +62,7 @@ impl From<AppError> for RtrError {
             } => RtrError {
                 status: StatusCode::BAD_REQUEST,
                 body: json!({"type": "ConstraintViolationException", "message": message, "violations": violations}),
+                retry_after: None,
             },
             E::InsufficientCredit(_) => {
                 RtrError::new(StatusCode::BAD_REQUEST, "InsufficientCreditException", msg)
@@ -69,9 +74,10 @@ impl From<AppError> for RtrError {
             ),
             E::ObjectExists(_) => RtrError::new(StatusCode::BAD_REQUEST, "ObjectExists", msg),
             E::InvalidCsr(_) => RtrError::new(StatusCode::BAD_REQUEST, "InvalidCSRException", msg),
-            E::RateLimited(_) => {
-                RtrError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", msg)
-            }
+            E::RateLimited { retry_after, .. } => RtrError {
+                retry_after: Some(retry_after),
+                ..RtrError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", msg)
+            },
             E::Internal(_) => {
                 RtrError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalSRSError", msg)
             }
@@ -83,8 +89,11 @@ impl IntoResponse for RtrError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, axum::Json(self.body)).into_response();
         if self.status == StatusCode::TOO_MANY_REQUESTS {
-            resp.headers_mut()
-                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            let secs = self.retry_after.unwrap_or(1).to_string();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs) {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
         }
         resp
     }

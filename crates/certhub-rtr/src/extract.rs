@@ -35,7 +35,14 @@ impl FromRequestParts<App> for Auth {
                     "Authorization header must be 'ApiKey <key>'",
                 )
             })?;
-        Ok(Auth(app.authenticate(key).await?))
+        let caller = app.authenticate(key).await?;
+        // Limited after authentication: unknown keys cannot exhaust a real key's budget.
+        app.rate_limit(
+            certhub_app::ratelimit::Scope::ApiKey,
+            &caller.api_key_id.to_string(),
+        )
+        .await?;
+        Ok(Auth(caller))
     }
 }
 

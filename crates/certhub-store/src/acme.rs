@@ -9,6 +9,9 @@ use sqlx::any::AnyRow;
 
 use crate::{Db, Dialect, Result, StoreError, Tx, from_json, to_json};
 
+/// The durable job that (re)runs a started challenge validation.
+pub const ACME_VALIDATE_JOB: &str = "acme.validate";
+
 /// One ACME account. `jwk` is the JSON text of the public key.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AcmeAccount {
@@ -442,17 +445,32 @@ impl Db {
     }
 
     /// Claims the authorisation's one challenge attempt; false if it is not
-    /// pending or a challenge was already attempted.
-    pub async fn acme_start_challenge(&self, authz_id: i64, chall_type: &str) -> Result<bool> {
+    /// pending or a challenge was already attempted. In the same transaction
+    /// it schedules an `acme.validate` job at `retry_at`: the node that got
+    /// the POST validates at once, and if it dies first, any node's lifecycle
+    /// engine runs the validation then (the job is finished with the result).
+    pub async fn acme_start_challenge(
+        &self,
+        authz_id: i64,
+        chall_type: &str,
+        retry_at: i64,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
         let r = sqlx::query(self.sql(
             "UPDATE acme_authzs SET chall_type = ?, chall_status = 'processing' \
              WHERE id = ? AND status = 'pending' AND chall_type IS NULL",
         ))
         .bind(chall_type.to_string())
         .bind(authz_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(r.rows_affected() > 0)
+        let started = r.rows_affected() > 0;
+        if started {
+            self.schedule_job(&mut tx, ACME_VALIDATE_JOB, authz_id, retry_at)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(started)
     }
 
     /// Records a validation result and moves the orders that waited for it:
@@ -469,7 +487,7 @@ impl Db {
             None => ("valid", valid_until),
             Some(_) => ("invalid", now),
         };
-        sqlx::query(self.sql(
+        let r = sqlx::query(self.sql(
             "UPDATE acme_authzs SET status = ?, chall_status = ?, chall_error = ?, validated_at = ?, expires_at = ? \
              WHERE id = ? AND status = 'pending'",
         ))
@@ -481,6 +499,20 @@ impl Db {
         .bind(authz_id)
         .execute(&mut *tx)
         .await?;
+        sqlx::query(self.sql(
+            "UPDATE jobs SET done_at = ? WHERE kind = ? AND subject_id = ? AND done_at IS NULL",
+        ))
+        .bind(now)
+        .bind(ACME_VALIDATE_JOB)
+        .bind(authz_id)
+        .execute(&mut *tx)
+        .await?;
+        // A second result for the same attempt (the retry job raced a slow
+        // first validation) must not move the orders again: first one wins.
+        if r.rows_affected() == 0 {
+            tx.commit().await?;
+            return Ok(());
+        }
         match error {
             None => self.acme_orders_ready(&mut tx, authz_id, now).await?,
             Some(e) => {

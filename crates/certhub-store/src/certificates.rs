@@ -305,13 +305,16 @@ impl Db {
     }
 
     /// Certificates (of any customer) that are not imported, matching a serial (operator revocation).
+    /// Leading zeros are ignored on both sides: stored serials keep the DER
+    /// bytes' leading zero nibble (`0c…`), while operators paste them without.
     pub async fn certificates_by_serial(&self, serial_hex: &str) -> Result<Vec<CertificateRow>> {
-        let rows = sqlx::query(
-            self.sql("SELECT * FROM certificates WHERE serial_hex = ? AND imported = 0"),
-        )
-        .bind(serial_hex.to_string())
-        .fetch_all(self.pool())
-        .await?;
+        let rows =
+            sqlx::query(self.sql(
+                "SELECT * FROM certificates WHERE ltrim(serial_hex, '0') = ? AND imported = 0",
+            ))
+            .bind(serial_hex.trim_start_matches('0').to_string())
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(certificate_from_row).collect()
     }
 

@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "certificate_lifecycle",
         include_str!("../migrations/0005_certificate_lifecycle.sql"),
     ),
+    (
+        6,
+        "ratelimits",
+        include_str!("../migrations/0006_ratelimits.sql"),
+    ),
 ];
 
 impl Db {

@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod notifications;
 pub mod processes;
 pub mod products;
+pub mod ratelimit;
 pub mod secrets;
 
 // Owned by the feature that builds them (see ARCHITECTURE.md).

@@ -20,6 +20,13 @@ impl Db {
     /// Seeds the default catalogue when the products table is empty.
     pub async fn seed_catalogue(&self) -> Result<bool> {
         let mut tx = self.begin().await?;
+        // Several nodes may start at once: without the lock the second one's
+        // INSERTs would hit the first one's keys and abort its start-up.
+        if self.dialect() == crate::Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7241003)")
+                .execute(&mut *tx)
+                .await?;
+        }
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
             .fetch_one(&mut *tx)
             .await?;

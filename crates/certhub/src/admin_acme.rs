@@ -46,6 +46,14 @@ pub async fn run(app: &certhub_app::App, cmd: AcmeAccountCmd) -> anyhow::Result<
             {
                 anyhow::bail!("ACME account {account} does not exist");
             }
+            crate::admin_ops::audit_operator(
+                app,
+                None,
+                "acme_account.deactivate",
+                &account.to_string(),
+                "",
+            )
+            .await?;
             println!("{account}\tdeactivated");
         }
     }

@@ -225,6 +225,19 @@ pub fn settings(r: &Resolved) -> anyhow::Result<Settings> {
         }
     }
     s.ca.pki_url = r.pki_url.clone();
+    if let Some(t) = &r.file.rate_limits {
+        s.rate_limits = toml::Value::Table(t.clone())
+            .try_into()
+            .context("[rate_limits]")?;
+    }
+    s.rate_limits.trusted_proxies = r
+        .file
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|p| p.parse())
+        .collect::<Result<_, _>>()
+        .context("[server] trusted_proxies must be IP addresses")?;
     Ok(s)
 }
 

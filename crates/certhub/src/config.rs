@@ -12,6 +12,7 @@ pub struct FileConfig {
     pub database: DatabaseSection,
     pub validation: Option<toml::Table>,
     pub ca: Option<toml::Table>,
+    pub rate_limits: Option<toml::Table>,
     pub testing: TestingSection,
 }
 
@@ -85,6 +86,12 @@ pub const DEFAULT_CONFIG: &str = r#"# certhub configuration. Flags and CERTHUB_*
 # authz_reuse_days = 30
 # [validation.hosts]
 # "example.test" = "127.0.0.1"
+
+[rate_limits]
+# per_api_key = { max = 40, window_secs = 2 }            # REST calls per API key
+# per_ip = { max = 400, window_secs = 2 }                # REST + ACME requests per client IP
+# acme_new_order = { max = 300, window_secs = 3600 }     # newOrder per ACME account
+# failed_validations = { max = 5, window_secs = 3600 }   # per ACME account and name
 
 [testing]
 # allow_clock_override = false

@@ -3,6 +3,7 @@
 
 pub mod admin_acme;
 pub mod admin_certs;
+pub mod admin_ops;
 pub mod admin_subscriptions;
 pub mod bootstrap;
 pub mod config;

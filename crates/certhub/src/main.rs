@@ -74,6 +74,8 @@ enum AdminCmd {
     Cert(CertCmd),
     /// Messages certhub would have mailed (DCV approval links).
     Outbox,
+    #[command(flatten)]
+    Ops(certhub::admin_ops::OpsCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -265,6 +267,10 @@ async fn ca_cmd(g: &Global, c: CaCmd) -> anyhow::Result<()> {
 }
 
 async fn admin_cmd(g: &Global, c: AdminCmd) -> anyhow::Result<()> {
+    // Backup/restore/audit open the database themselves (restore must not migrate the target).
+    if let AdminCmd::Ops(c) = c {
+        return certhub::admin_ops::run(g, c).await;
+    }
     let (app, _) = bootstrap::open(g, &ServeOpts::default()).await?;
     let e = |e: certhub_app::AppError| anyhow::anyhow!("{e}");
     match c {
@@ -371,6 +377,7 @@ async fn admin_cmd(g: &Global, c: AdminCmd) -> anyhow::Result<()> {
         AdminCmd::AcmeAccount(c) => certhub::admin_acme::run(&app, c).await?,
         AdminCmd::Cert(c) => certhub::admin_certs::run_cert(&app, c).await?,
         AdminCmd::Outbox => certhub::admin_certs::run_outbox(&app).await?,
+        AdminCmd::Ops(c) => certhub::admin_ops::run(g, c).await?,
     }
     Ok(())
 }

@@ -27,8 +27,122 @@ pub fn app_router(app: App) -> Router {
         .merge(certhub_rtr::router(app.clone()))
         .merge(certhub_acme::router(app.clone()))
         .merge(crate::pki_http::router(app.clone()))
-        .merge(ops_router(app))
+        .merge(ops_router(app.clone()))
+        .layer(axum::middleware::from_fn_with_state(app, limit_per_ip))
         .layer(axum::middleware::from_fn(count_requests))
+}
+
+/// The client address: the TCP peer, or, when the peer is a trusted proxy,
+/// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[std::net::IpAddr],
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusted.contains(&ip) {
+                    break;
+                }
+            }
+            // A malformed hop ends what we can believe.
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// The per-IP abuse ceiling on the REST and ACME paths, counted in the store.
+async fn limit_per_ip(
+    State(app): State<App>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = req.uri().path();
+    let acme = path.starts_with("/acme");
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let (Some(peer), true) = (peer, acme || path.starts_with("/v2")) else {
+        return next.run(req).await;
+    };
+    let ip = client_ip(
+        peer,
+        req.headers(),
+        &app.settings().rate_limits.trusted_proxies,
+    );
+    match app
+        .rate_limit(certhub_app::ratelimit::Scope::Ip, &ip.to_string())
+        .await
+    {
+        Ok(()) => next.run(req).await,
+        Err(e) if acme => {
+            let p = certhub_app::acme::Problem::from(e);
+            let mut resp = (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(axum::http::header::CONTENT_TYPE, "application/problem+json")],
+                serde_json::to_vec(&p).unwrap_or_default(),
+            )
+                .into_response();
+            if let Some(v) = p
+                .retry_after
+                .and_then(|s| axum::http::HeaderValue::from_str(&s.to_string()).ok())
+            {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+            resp
+        }
+        Err(e) => certhub_rtr::RtrError::from(e).into_response(),
+    }
+}
+
+/// Puts the TCP peer address into every request of a connection (as axum's
+/// `ConnectInfo`), for the per-IP limit.
+#[derive(Clone)]
+struct WithPeer<S> {
+    inner: S,
+    peer: SocketAddr,
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for WithPeer<S>
+where
+    S: tower::Service<axum::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: axum::http::Request<B>) -> S::Future {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
+        self.inner.call(req)
+    }
+}
+
+fn with_peer<S>(inner: S, peer: SocketAddr) -> TowerToHyperService<WithPeer<S>> {
+    TowerToHyperService::new(WithPeer { inner, peer })
 }
 
 /// Only what a plain-HTTP connection may reach.
@@ -185,10 +299,10 @@ pub async fn serve_sniffing(
     plain: Router,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let full = TowerToHyperService::new(normalized(full));
-    let plain = TowerToHyperService::new(normalized(plain));
+    let full = normalized(full);
+    let plain = normalized(plain);
     loop {
-        let (stream, _peer) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -212,9 +326,13 @@ pub async fn serve_sniffing(
                 else {
                     return;
                 };
-                let _ = builder.serve_connection(TokioIo::new(tls), full).await;
+                let _ = builder
+                    .serve_connection(TokioIo::new(tls), with_peer(full, peer))
+                    .await;
             } else {
-                let _ = builder.serve_connection(TokioIo::new(stream), plain).await;
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), with_peer(plain, peer))
+                    .await;
             }
         });
     }
@@ -222,13 +340,13 @@ pub async fn serve_sniffing(
 
 /// Serves plain HTTP with `router` (tests, `--http-listen`).
 pub async fn serve_plain(listener: TcpListener, router: Router) {
-    let svc = TowerToHyperService::new(normalized(router));
+    let svc = normalized(router);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let svc = svc.clone();
+        let svc = with_peer(svc.clone(), peer);
         tokio::spawn(async move {
             let _ = Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
@@ -249,6 +367,10 @@ pub async fn lifecycle_loop(app: App, owner: String) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "lifecycle run failed"),
+        }
+        // Finished rate-limit windows are dead weight (idempotent on every node).
+        if let Err(e) = app.purge_rate_limits().await {
+            tracing::warn!(error = %e, "cannot purge rate-limit counters");
         }
         let wait = match app.db().next_job_due().await {
             Ok(Some(due)) => (due - app.now()).clamp(1, 30) as u64,

@@ -161,6 +161,8 @@ impl App {
         replaces: Option<&CertRef>,
     ) -> Result<AcmeOrder, Problem> {
         require_active(&ctx.sub)?;
+        self.rate_limit(crate::ratelimit::Scope::NewOrder, &ctx.id().to_string())
+            .await?;
         if let Some(p) = &req.profile {
             return Err(Problem::new(
                 "invalidProfile",
@@ -169,6 +171,7 @@ impl App {
             ));
         }
         let names = check_identifiers(product, &ctx.sub, req)?;
+        self.check_failed_validations(ctx.id(), &names).await?;
         let now = self.now();
         let not_before = parse_time("notBefore", &req.not_before)?;
         let not_after = parse_time("notAfter", &req.not_after)?;
@@ -404,7 +407,11 @@ impl App {
         if !respond || authz_status(&a, now) != "pending" || a.chall_type.is_some() {
             return Ok(a);
         }
-        if !self.db().acme_start_challenge(authz_id, kind).await? {
+        if !self
+            .db()
+            .acme_start_challenge(authz_id, kind, now + super::VALIDATION_RETRY_AFTER)
+            .await?
+        {
             // Someone else started it in between: show what is there now.
             return self.acme_authz(ctx, authz_id).await;
         }

@@ -46,6 +46,9 @@ pub struct Problem {
     /// A `Location` header to send (409 on keyChange names the other account).
     #[serde(skip)]
     pub location: Option<String>,
+    /// A `Retry-After` header to send (seconds; `rateLimited`).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl std::fmt::Display for Problem {
@@ -66,6 +69,7 @@ impl Problem {
             subproblems: vec![],
             algorithms: None,
             location: None,
+            retry_after: None,
         }
     }
 
@@ -131,7 +135,14 @@ impl From<AppError> for Problem {
             AppError::NotFound(m) => Problem::not_found(m),
             AppError::Unauthenticated(m) => Problem::unauthorized(m),
             AppError::Forbidden(m) => Problem::forbidden(m),
-            AppError::RateLimited(m) => Problem::new("rateLimited", 429, m),
+            AppError::RateLimited {
+                message,
+                retry_after,
+            } => {
+                let mut p = Problem::new("rateLimited", 429, message);
+                p.retry_after = Some(retry_after);
+                p
+            }
             AppError::Internal(m) => Problem::internal(m),
             other => Problem::malformed(other.to_string()),
         }

@@ -57,7 +57,8 @@ pub(crate) async fn run(app: App, authz: AcmeAuthz, jwk: Jwk, account_url: Strin
     match &error {
         None => tracing::info!(authz = authz.id, %domain, %kind, "ACME challenge validated"),
         Some(e) => {
-            tracing::info!(authz = authz.id, %domain, %kind, error = %e, "ACME challenge failed")
+            tracing::info!(authz = authz.id, %domain, %kind, error = %e, "ACME challenge failed");
+            app.record_failed_validation(authz.account_id, domain).await;
         }
     }
     let until = now + valid_authz_secs(app.va().config().authz_reuse_days);
