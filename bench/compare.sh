@@ -3,7 +3,7 @@
 # PostgreSQL, the same load generator (certhub-bench) against each, then a
 # table with certhub / Pebble ratios. See BENCHMARKS.md.
 #
-#   bench/compare.sh                      # 400 orders at 8 and at 32 clients
+#   bench/compare.sh                      # 400 orders at 8 clients (CONCS="8 32": see BENCHMARKS.md)
 #   ORDERS=1000 CONCS="8 64" bench/compare.sh
 #   SKIP_PG=1 SKIP_BUILD=1 bench/compare.sh
 #   REST=1 SEED=1000000 bench/compare.sh  # also the REST figures (1M subscriptions)
@@ -16,7 +16,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=${BIN:-$CARGO_TARGET_DIR/release}
 ORDERS=${ORDERS:-400}
-CONCS=${CONCS:-"8 32"}
+CONCS=${CONCS:-"8"}
 NAMES=${NAMES:-1}
 DNS_PORT=${DNS_PORT:-18053}
 HTTP01_PORT=${HTTP01_PORT:-15002}
