@@ -6,6 +6,7 @@ pub mod clock;
 pub mod customers;
 pub mod error;
 pub mod lifecycle;
+pub mod mail;
 pub mod metrics;
 pub mod notify;
 pub mod pki;
@@ -38,6 +39,8 @@ pub struct Settings {
     pub key_policy: certhub_ca::KeyPolicy,
     /// Validation transports (resolver, ports, loopback policy).
     pub va: certhub_va::VaConfig,
+    /// SMTP relay for outbox messages (None: the operator reads `admin outbox`).
+    pub smtp: Option<mail::SmtpSettings>,
     /// Request limits per API key, IP, ACME account (`[rate_limits]`).
     pub rate_limits: ratelimit::RateLimits,
 }
@@ -54,6 +57,7 @@ impl Settings {
             },
             key_policy: certhub_ca::KeyPolicy::default(),
             va: certhub_va::VaConfig::default(),
+            smtp: None,
             rate_limits: ratelimit::RateLimits::default(),
         }
     }

@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ratelimits",
         include_str!("../migrations/0006_ratelimits.sql"),
     ),
+    (
+        7,
+        "outbox_delivery",
+        include_str!("../migrations/0007_outbox_delivery.sql"),
+    ),
 ];
 
 impl Db {

@@ -296,6 +296,48 @@ impl Db {
         .await?)
     }
 
+    /// Messages not yet delivered by SMTP (fewer than `max_attempts` tries), oldest first.
+    pub async fn undelivered_outbox(
+        &self,
+        max_attempts: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>> {
+        let rows = sqlx::query(self.sql(
+            "SELECT id, created_at, customer_id, recipient, subject, body FROM outbox \
+             WHERE delivered_at IS NULL AND attempts < ? ORDER BY id LIMIT ?",
+        ))
+        .bind(max_attempts)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxMessage {
+                    id: r.try_get("id")?,
+                    created_at: r.try_get("created_at")?,
+                    customer_id: r.try_get("customer_id")?,
+                    recipient: r.try_get("recipient")?,
+                    subject: r.try_get("subject")?,
+                    body: r.try_get("body")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records an SMTP delivery attempt (`error` None = delivered).
+    pub async fn outbox_attempt(&self, id: i64, error: Option<&str>, now: i64) -> Result<()> {
+        let q = match error {
+            None => sqlx::query(self.sql(
+                "UPDATE outbox SET attempts = attempts + 1, delivered_at = ?, last_error = NULL WHERE id = ?",
+            ))
+            .bind(now),
+            Some(e) => sqlx::query(self.sql("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?"))
+                .bind(e.to_string()),
+        };
+        q.bind(id).execute(self.pool()).await?;
+        Ok(())
+    }
+
     /// The outbox, oldest first.
     pub async fn outbox_messages(&self) -> Result<Vec<OutboxMessage>> {
         let rows = sqlx::query(

@@ -225,6 +225,9 @@ pub fn settings(r: &Resolved) -> anyhow::Result<Settings> {
         }
     }
     s.ca.pki_url = r.pki_url.clone();
+    if let Some(t) = &r.file.smtp {
+        s.smtp = Some(toml::Value::Table(t.clone()).try_into().context("[smtp]")?);
+    }
     if let Some(t) = &r.file.rate_limits {
         s.rate_limits = toml::Value::Table(t.clone())
             .try_into()

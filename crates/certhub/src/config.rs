@@ -13,6 +13,7 @@ pub struct FileConfig {
     pub validation: Option<toml::Table>,
     pub ca: Option<toml::Table>,
     pub rate_limits: Option<toml::Table>,
+    pub smtp: Option<toml::Table>,
     pub testing: TestingSection,
 }
 
@@ -92,6 +93,10 @@ pub const DEFAULT_CONFIG: &str = r#"# certhub configuration. Flags and CERTHUB_*
 # per_ip = { max = 400, window_secs = 2 }                # REST + ACME requests per client IP
 # acme_new_order = { max = 300, window_secs = 3600 }     # newOrder per ACME account
 # failed_validations = { max = 5, window_secs = 3600 }   # per ACME account and name
+
+[smtp]
+# relay = "127.0.0.1:25"          # deliver DCV approval mails (else: `certhub admin outbox`)
+# from = "certhub@example.net"
 
 [testing]
 # allow_clock_override = false

@@ -359,6 +359,11 @@ pub async fn serve_plain(listener: TcpListener, router: Router) {
 /// due time is met within a minute) and whenever work is due.
 pub async fn lifecycle_loop(app: App, owner: String) {
     loop {
+        match app.deliver_outbox().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(messages = n, "delivered outbox mail"),
+            Err(e) => tracing::warn!(error = %e, "outbox delivery failed"),
+        }
         match app.run_due_jobs(&owner).await {
             Ok(lines) => {
                 for l in lines {

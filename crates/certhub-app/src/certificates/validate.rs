@@ -214,7 +214,7 @@ impl App {
         Ok(())
     }
 
-    /// The e-mail with the approval link, into the outbox (SMTP is not configured).
+    /// The e-mail with the approval link, into the outbox (delivered by SMTP when `[smtp]` is set).
     pub(crate) async fn send_approval_email(
         &self,
         tx: &mut Tx,
