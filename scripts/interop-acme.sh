@@ -154,7 +154,7 @@ api() { # api METHOD PATH [JSON]
     -H 'Content-Type: application/json' ${3:+-d "$3"} "https://localhost:$HTTPS_PORT$2"
 }
 
-# cb NAME CONFIGDIR ARGS...: certbot with its own config/work/log dirs; the
+# cb NAME CONFIGDIR ARGS...: certbot with its own config, work and log dirs; the
 # log dir is per invocation so negative checks read the right letsencrypt.log.
 cb() {
   local name=$1 cfg=$2

@@ -165,7 +165,7 @@ impl Db {
         let Some(r) = row else { return Ok(None) };
         let stored: Vec<u8> = r.try_get("key_hash")?;
         let presented = key_mac(pepper, key);
-        if !bool::from(subtle_eq(&stored, &presented)) {
+        if aws_lc_rs::constant_time::verify_slices_are_equal(&stored, &presented).is_err() {
             return Ok(None);
         }
         let revoked_at: Option<i64> = r.try_get("revoked_at")?;
@@ -231,30 +231,5 @@ impl Db {
                 .await?;
         }
         Ok(())
-    }
-}
-
-fn subtle_eq(a: &[u8], b: &[u8]) -> subtle_like::Choice {
-    subtle_like::ct_eq(a, b)
-}
-
-/// Constant-time equality without another dependency (aws-lc-rs has one for
-/// HMAC tags only through `verify`, which needs the key again).
-mod subtle_like {
-    pub struct Choice(bool);
-    impl From<Choice> for bool {
-        fn from(c: Choice) -> bool {
-            c.0
-        }
-    }
-    pub fn ct_eq(a: &[u8], b: &[u8]) -> Choice {
-        if a.len() != b.len() {
-            return Choice(false);
-        }
-        let mut diff = 0u8;
-        for (x, y) in a.iter().zip(b) {
-            diff |= x ^ y;
-        }
-        Choice(std::hint::black_box(diff) == 0)
     }
 }

@@ -138,9 +138,8 @@ impl Db {
     }
 
     /// Translates `?` placeholders to the dialect (`$1, $2...` on PostgreSQL).
-    /// Results are cached and leaked: the set of distinct statements is fixed
-    /// by the code, except list queries, whose shapes are bounded by the
-    /// whitelisted fields.
+    /// Results are cached and leaked: the set of distinct static statements
+    /// is fixed by the code.
     pub fn sql(&self, sql: &'static str) -> &'static str {
         match self.dialect {
             Dialect::Sqlite => sql,
@@ -148,12 +147,15 @@ impl Db {
         }
     }
 
-    /// Like [`Db::sql`] for statements built at run time from whitelisted parts.
-    pub fn sql_dyn(&self, sql: &str) -> &'static str {
-        match self.dialect {
-            Dialect::Sqlite => intern(sql.to_string()),
-            Dialect::Postgres => translate_cached(intern(sql.to_string())),
-        }
+    /// Like [`Db::sql`] for statements built at run time from whitelisted
+    /// parts (list filters). Not cached: their shapes vary with the request
+    /// (filter counts, `in` list lengths), so interning them would let a
+    /// client grow memory without bound.
+    pub fn sql_dyn(&self, sql: &str) -> sqlx::AssertSqlSafe<String> {
+        sqlx::AssertSqlSafe(match self.dialect {
+            Dialect::Sqlite => sql.to_string(),
+            Dialect::Postgres => translate(sql),
+        })
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock at once
@@ -231,18 +233,6 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-fn intern(s: String) -> &'static str {
-    static INTERNED: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
-    let map = INTERNED.get_or_init(Default::default);
-    let mut guard = map.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(v) = guard.get(&s) {
-        return v;
-    }
-    let leaked: &'static str = Box::leak(s.clone().into_boxed_str());
-    guard.insert(s, leaked);
-    leaked
 }
 
 fn translate_cached(sql: &'static str) -> &'static str {

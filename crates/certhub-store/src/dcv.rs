@@ -58,6 +58,17 @@ pub struct OutboxMessage {
     pub body: String,
 }
 
+fn outbox_from_row(r: &sqlx::any::AnyRow) -> Result<OutboxMessage> {
+    Ok(OutboxMessage {
+        id: r.try_get("id")?,
+        created_at: r.try_get("created_at")?,
+        customer_id: r.try_get("customer_id")?,
+        recipient: r.try_get("recipient")?,
+        subject: r.try_get("subject")?,
+        body: r.try_get("body")?,
+    })
+}
+
 fn request_from_row(r: &sqlx::any::AnyRow) -> Result<CertRequestRow> {
     Ok(CertRequestRow {
         process_id: r.try_get("process_id")?,
@@ -310,18 +321,7 @@ impl Db {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxMessage {
-                    id: r.try_get("id")?,
-                    created_at: r.try_get("created_at")?,
-                    customer_id: r.try_get("customer_id")?,
-                    recipient: r.try_get("recipient")?,
-                    subject: r.try_get("subject")?,
-                    body: r.try_get("body")?,
-                })
-            })
-            .collect()
+        rows.iter().map(outbox_from_row).collect()
     }
 
     /// Records an SMTP delivery attempt (`error` None = delivered).
@@ -345,18 +345,7 @@ impl Db {
         )
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxMessage {
-                    id: r.try_get("id")?,
-                    created_at: r.try_get("created_at")?,
-                    customer_id: r.try_get("customer_id")?,
-                    recipient: r.try_get("recipient")?,
-                    subject: r.try_get("subject")?,
-                    body: r.try_get("body")?,
-                })
-            })
-            .collect()
+        rows.iter().map(outbox_from_row).collect()
     }
 
     /// Sets or clears a process's `statusDetail` (`update_process` cannot clear).

@@ -2,8 +2,6 @@
 //! on a fresh SQLite file or a fresh PostgreSQL database. Used by the
 //! end-to-end tests of every feature (and by benchmarks).
 
-use std::sync::Arc;
-
 use certhub_app::{App, Clock, Settings};
 use certhub_store::Db;
 use certhub_store::sealed::Kek;
@@ -154,6 +152,3 @@ pub async fn create_pg_database() -> Option<(String, String)> {
     };
     Some((url, name))
 }
-
-/// Shared handle type used by tests that keep servers in maps.
-pub type Shared = Arc<TestServer>;
