@@ -33,11 +33,12 @@ impl App {
                 Some(currency),
             ));
         }
+        // State and its audit record commit together or not at all.
+        let mut tx = self.db().begin().await?;
         let c = self
             .db()
-            .create_customer(handle, &currency, self.now())
+            .create_customer(&mut tx, handle, &currency, self.now())
             .await?;
-        let mut tx = self.db().begin().await?;
         self.db()
             .audit(
                 &mut tx,
@@ -63,11 +64,11 @@ impl App {
     /// Creates an API key; the clear key is returned once and never stored.
     pub async fn create_api_key(&self, handle: &str) -> Result<(ApiKeyInfo, String), AppError> {
         let c = self.customer(handle).await?;
+        let mut tx = self.db().begin().await?;
         let (info, key) = self
             .db()
-            .create_api_key(self.pepper(), c.id, self.now())
+            .create_api_key(&mut tx, self.pepper(), c.id, self.now())
             .await?;
-        let mut tx = self.db().begin().await?;
         self.db()
             .audit(
                 &mut tx,
@@ -84,16 +85,17 @@ impl App {
     }
 
     pub async fn revoke_api_key(&self, key_id: &str) -> Result<ApiKeyInfo, AppError> {
+        let mut tx = self.db().begin().await?;
         let info = self
             .db()
-            .revoke_api_key(key_id, self.now())
+            .revoke_api_key(&mut tx, key_id, self.now())
             .await
-            .map_err(|_| {
-                AppError::NotFound(format!(
+            .map_err(|e| match e {
+                certhub_store::StoreError::NotFound => AppError::NotFound(format!(
                     "API key {key_id} does not exist or is already revoked"
-                ))
+                )),
+                other => other.into(),
             })?;
-        let mut tx = self.db().begin().await?;
         self.db()
             .audit(
                 &mut tx,
@@ -144,11 +146,11 @@ impl App {
 
     pub async fn add_credit(&self, handle: &str, cents: i64) -> Result<i64, AppError> {
         let c = self.customer(handle).await?;
+        let mut tx = self.db().begin().await?;
         let id = self
             .db()
-            .add_credit(c.id, &c.handle, &c.currency, cents, self.now())
+            .add_credit(&mut tx, c.id, &c.handle, &c.currency, cents, self.now())
             .await?;
-        let mut tx = self.db().begin().await?;
         self.db()
             .audit(
                 &mut tx,

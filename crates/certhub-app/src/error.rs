@@ -45,6 +45,10 @@ pub enum AppError {
     /// A rate limit is exhausted; `retry_after` seconds until the window ends.
     #[error("{message}")]
     RateLimited { message: String, retry_after: u64 },
+    /// The server is overloaded (connection pool exhausted, lock wait too
+    /// long); nothing was changed and the client should retry later.
+    #[error("{message}")]
+    Unavailable { message: String, retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -82,11 +86,33 @@ impl From<certhub_store::StoreError> for AppError {
             } => AppError::InsufficientCredit(format!(
                 "insufficient credit: {needed} {currency} cents needed, {balance} available"
             )),
+            S::Db(ref db) if is_overload(db) => {
+                tracing::warn!(error = %e, "store overloaded");
+                AppError::Unavailable {
+                    message: "the service is busy; retry shortly".into(),
+                    retry_after: 1,
+                }
+            }
             other => {
                 tracing::error!(error = %other, "store error");
                 AppError::Internal("a storage error occurred".into())
             }
         }
+    }
+}
+
+/// Errors that mean "too busy now", not "broken": the pool had no free
+/// connection in time, SQLite's write lock stayed taken past busy_timeout,
+/// or PostgreSQL gave up waiting for a row lock.
+fn is_overload(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(d) => {
+            let code = d.code();
+            matches!(code.as_deref(), Some("5" | "6" | "55P03" | "57014"))
+                || d.message().contains("database is locked")
+        }
+        _ => false,
     }
 }
 

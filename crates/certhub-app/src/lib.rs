@@ -43,7 +43,14 @@ pub struct Settings {
     pub smtp: Option<mail::SmtpSettings>,
     /// Request limits per API key, IP, ACME account (`[rate_limits]`).
     pub rate_limits: ratelimit::RateLimits,
+    /// Requests served at once (`[server] max_in_flight`); the rest are
+    /// answered 503 with `Retry-After` instead of queueing without bound.
+    pub max_in_flight: usize,
 }
+
+/// Enough for bursts on a small machine; every request holds at most one
+/// database connection, so the queue in front of the pool stays this long.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
 
 impl Settings {
     /// Defaults for a public URL (tests and zero-config).
@@ -59,6 +66,7 @@ impl Settings {
             va: certhub_va::VaConfig::default(),
             smtp: None,
             rate_limits: ratelimit::RateLimits::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }

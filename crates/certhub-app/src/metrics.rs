@@ -37,6 +37,10 @@ pub static HTTP_ERRORS: Counter = Counter::new(
     "certhub_http_responses_error_total",
     "HTTP responses with status 400 or above.",
 );
+pub static HTTP_SHED: Counter = Counter::new(
+    "certhub_http_shed_total",
+    "Requests answered 503 because max_in_flight were already being served.",
+);
 pub static ACME_ORDERS: Counter = Counter::new("certhub_acme_orders_total", "ACME orders created.");
 pub static LIFECYCLE_CHANGES: Counter = Counter::new(
     "certhub_lifecycle_changes_total",
@@ -47,6 +51,7 @@ static ALL: &[&Counter] = &[
     &CERTIFICATES_ISSUED,
     &HTTP_REQUESTS,
     &HTTP_ERRORS,
+    &HTTP_SHED,
     &ACME_ORDERS,
     &LIFECYCLE_CHANGES,
 ];

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 pub struct RtrError {
     pub status: StatusCode,
     pub body: Value,
-    /// Seconds for `Retry-After` (429 only).
+    /// Seconds for `Retry-After` (429 and 503).
     pub retry_after: Option<u64>,
 }
 
@@ -78,6 +78,10 @@ impl From<AppError> for RtrError {
                 retry_after: Some(retry_after),
                 ..RtrError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", msg)
             },
+            E::Unavailable { retry_after, .. } => RtrError {
+                retry_after: Some(retry_after),
+                ..RtrError::new(StatusCode::SERVICE_UNAVAILABLE, "ProviderUnavailable", msg)
+            },
             E::Internal(_) => {
                 RtrError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalSRSError", msg)
             }
@@ -88,7 +92,10 @@ impl From<AppError> for RtrError {
 impl IntoResponse for RtrError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, axum::Json(self.body)).into_response();
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
+        if matches!(
+            self.status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
             let secs = self.retry_after.unwrap_or(1).to_string();
             if let Ok(v) = axum::http::HeaderValue::from_str(&secs) {
                 resp.headers_mut()

@@ -122,6 +122,7 @@ pub static TRANSACTIONS: Resource = Resource {
     q_columns: &["process_identifier", "process_type", "process_action"],
     select: "id, customer, date, amount, currency, process_id, process_type, process_identifier, process_action, billables, kind",
     default_order: "id DESC",
+    counted: None,
 };
 
 pub fn transaction_from_row(r: &sqlx::any::AnyRow) -> Result<Transaction> {
@@ -364,19 +365,19 @@ impl Db {
     /// Operator top-up (`admin credit add`).
     pub async fn add_credit(
         &self,
+        tx: &mut Tx,
         customer_id: i64,
         handle: &str,
         currency: &str,
         cents: i64,
         now: i64,
     ) -> Result<i64> {
-        let mut tx = self.begin().await?;
-        self.ensure_account(&mut tx, customer_id, currency).await?;
+        self.ensure_account(tx, customer_id, currency).await?;
         sqlx::query(self.sql("UPDATE credit_accounts SET balance = balance + ? WHERE customer_id = ? AND currency = ?"))
             .bind(cents)
             .bind(customer_id)
             .bind(currency.to_string())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let id: i64 = sqlx::query_scalar(self.sql(
             "INSERT INTO transactions (customer_id, customer, date, amount, currency, process_identifier, process_type, process_action, kind) \
@@ -388,9 +389,8 @@ impl Db {
         .bind(cents)
         .bind(currency.to_string())
         .bind(handle.to_string())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
-        tx.commit().await?;
         Ok(id)
     }
 

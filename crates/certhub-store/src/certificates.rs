@@ -166,6 +166,7 @@ pub static CERTIFICATES: Resource = Resource {
     q_columns: &["domain_name", "san", "product"],
     select: "*",
     default_order: "id DESC",
+    counted: Some("certificates"),
 };
 
 pub fn certificate_from_row(r: &sqlx::any::AnyRow) -> Result<CertificateRow> {

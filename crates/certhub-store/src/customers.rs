@@ -49,17 +49,19 @@ fn key_mac(pepper: &[u8], key: &str) -> Vec<u8> {
 }
 
 impl Db {
+    /// Creates a customer and its credit account inside the caller's
+    /// transaction (so the operator's audit record commits with it).
     pub async fn create_customer(
         &self,
+        tx: &mut Tx,
         handle: &str,
         currency: &str,
         now: i64,
     ) -> Result<Customer> {
-        let mut tx = self.begin().await?;
         let exists: Option<i64> =
             sqlx::query_scalar(self.sql("SELECT id FROM customers WHERE handle = ?"))
                 .bind(handle.to_string())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await?;
         if exists.is_some() {
             return Err(StoreError::Conflict(format!(
@@ -72,14 +74,13 @@ impl Db {
         .bind(handle.to_string())
         .bind(currency.to_string())
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         sqlx::query(self.sql("INSERT INTO credit_accounts (customer_id, currency) VALUES (?, ?)"))
             .bind(id)
             .bind(currency.to_string())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        tx.commit().await?;
         Ok(Customer {
             id,
             handle: handle.to_string(),
@@ -119,6 +120,7 @@ impl Db {
     /// Creates a key and returns it in clear exactly once.
     pub async fn create_api_key(
         &self,
+        tx: &mut Tx,
         pepper: &[u8],
         customer_id: i64,
         now: i64,
@@ -132,7 +134,7 @@ impl Db {
         .bind(key_id.clone())
         .bind(key_mac(pepper, &key))
         .bind(now)
-        .fetch_one(self.pool())
+        .fetch_one(&mut **tx)
         .await?;
         Ok((
             ApiKeyInfo {
@@ -183,13 +185,13 @@ impl Db {
         Ok(Some((info, customer)))
     }
 
-    pub async fn revoke_api_key(&self, key_id: &str, now: i64) -> Result<ApiKeyInfo> {
+    pub async fn revoke_api_key(&self, tx: &mut Tx, key_id: &str, now: i64) -> Result<ApiKeyInfo> {
         let row = sqlx::query(self.sql(
             "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL RETURNING id, key_id, customer_id, created_at, revoked_at",
         ))
         .bind(now)
         .bind(key_id.to_string())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut **tx)
         .await?
         .ok_or(StoreError::NotFound)?;
         Ok(ApiKeyInfo {

@@ -2,16 +2,46 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::{Result, StoreError};
 
-/// A transaction: every use case runs in exactly one.
-pub type Tx = sqlx::Transaction<'static, Any>;
+/// A write transaction: every use case runs in exactly one. It derefs to the
+/// connection, so statements run with `.execute(&mut *tx)` as with sqlx's own.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, Any>,
+    /// SQLite: this process's turn as the one writer (dropped after `inner`,
+    /// so the next writer starts once this one has committed or rolled back).
+    _writer: Option<OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.inner.commit().await?)
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        Ok(self.inner.rollback().await?)
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -23,7 +53,17 @@ pub enum Dialect {
 pub struct Db {
     pool: AnyPool,
     dialect: Dialect,
+    /// SQLite admits one writer at a time. Queueing writers here, in FIFO
+    /// order, hands the lock over the moment it is free; left to SQLite,
+    /// waiting writers poll with growing sleeps (busy_timeout), which under
+    /// load costs more time than the writes themselves. Other processes (the
+    /// CLI while serve runs) still meet SQLite's own lock and busy_timeout.
+    writer: Arc<AsyncMutex<()>>,
 }
+
+/// How long a writer waits for its turn before the request is answered as
+/// "busy, retry" (the same bound as SQLite's busy_timeout).
+const WRITER_WAIT: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,7 +105,19 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbox_delivery",
         include_str!("../migrations/0007_outbox_delivery.sql"),
     ),
+    (
+        8,
+        "list_counts",
+        include_str!("../migrations/0008_list_counts.sql"),
+    ),
 ];
+
+/// Migrations whose text differs by dialect beyond `{{ID}}`/`{{BLOB}}`
+/// (triggers): PostgreSQL runs this text instead of the common one.
+const POSTGRES_TEXT: &[(i64, &str)] = &[(
+    8,
+    include_str!("../migrations/0008_list_counts.postgres.sql"),
+)];
 
 impl Db {
     /// Connects to `sqlite://PATH` or `postgres://...`. SQLite databases are
@@ -93,7 +145,7 @@ impl Db {
             Dialect::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(Duration::from_secs(10))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(
@@ -109,7 +161,7 @@ impl Db {
             Dialect::Postgres => {
                 AnyPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(Duration::from_secs(10))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             // A transaction dropped on an error path is rolled back
@@ -126,7 +178,11 @@ impl Db {
                     .await?
             }
         };
-        Ok(Db { pool, dialect })
+        Ok(Db {
+            pool,
+            dialect,
+            writer: Arc::new(AsyncMutex::new(())),
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -163,8 +219,19 @@ impl Db {
     /// because another writer (a CLI command, another request) got in between.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => self.pool.begin().await?,
+            Dialect::Sqlite => {
+                let turn = tokio::time::timeout(WRITER_WAIT, self.writer.clone().lock_owned())
+                    .await
+                    .map_err(|_| StoreError::Db(sqlx::Error::PoolTimedOut))?;
+                Tx {
+                    inner: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _writer: Some(turn),
+                }
+            }
+            Dialect::Postgres => Tx {
+                inner: self.pool.begin().await?,
+                _writer: None,
+            },
         })
     }
 
@@ -189,6 +256,13 @@ impl Db {
             if done.contains(version) {
                 continue;
             }
+            let sql = match self.dialect {
+                Dialect::Postgres => POSTGRES_TEXT
+                    .iter()
+                    .find(|(v, _)| v == version)
+                    .map_or(*sql, |(_, t)| *t),
+                Dialect::Sqlite => *sql,
+            };
             let text = self.dialect_ddl(sql);
             sqlx::raw_sql(sqlx::AssertSqlSafe(text))
                 .execute(&mut *tx)

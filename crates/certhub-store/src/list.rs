@@ -40,6 +40,9 @@ pub struct Resource {
     /// Columns of the row; `SELECT` list.
     pub select: &'static str,
     pub default_order: &'static str,
+    /// The `customer_counts` kind that holds this list's unfiltered total
+    /// per customer (kept by triggers, migration 0008); None: COUNT(*).
+    pub counted: Option<&'static str>,
 }
 
 impl Resource {
@@ -184,7 +187,13 @@ impl Db {
             }
             query.fetch_all(self.pool()).await?
         };
-        let total = if q.total {
+        let unfiltered = q.filters.is_empty() && q.q.as_deref().is_none_or(str::is_empty);
+        let total = if q.total
+            && unfiltered
+            && let Some(kind) = res.counted
+        {
+            Some(self.counted_total(kind, customer_id).await?)
+        } else if q.total {
             let count_sql = format!("SELECT COUNT(*) FROM {}{}", res.from, where_sql);
             let mut query = sqlx::query_scalar::<_, i64>(self.sql_dyn(&count_sql));
             for b in &binds {
@@ -198,6 +207,29 @@ impl Db {
             None
         };
         Ok(Page { rows, total })
+    }
+
+    /// A list's unfiltered total from the trigger-kept counters: one row
+    /// per customer, so the cost does not grow with the customer's data.
+    async fn counted_total(&self, kind: &str, customer_id: Option<i64>) -> Result<i64> {
+        let n: Option<i64> = match customer_id {
+            Some(c) => {
+                sqlx::query_scalar(
+                    self.sql("SELECT n FROM customer_counts WHERE customer_id = ? AND kind = ?"),
+                )
+                .bind(c)
+                .bind(kind.to_string())
+                .fetch_optional(self.pool())
+                .await?
+            }
+            None => sqlx::query_scalar(self.sql(
+                "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM customer_counts WHERE kind = ?",
+            ))
+            .bind(kind.to_string())
+            .fetch_optional(self.pool())
+            .await?,
+        };
+        Ok(n.unwrap_or(0))
     }
 }
 

@@ -74,6 +74,7 @@ pub static NOTIFICATIONS: Resource = Resource {
     q_columns: &["message", "event_type"],
     select: "*",
     default_order: "id DESC",
+    counted: None,
 };
 
 pub fn notification_from_row(r: &sqlx::any::AnyRow) -> Result<Notification> {

@@ -114,6 +114,7 @@ pub static PROCESSES: Resource = Resource {
     q_columns: &["identifier", "type", "action", "status"],
     select: "*",
     default_order: "id DESC",
+    counted: None,
 };
 
 fn opt_json(r: &sqlx::any::AnyRow, col: &str) -> Result<Option<Value>> {

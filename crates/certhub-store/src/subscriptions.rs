@@ -178,6 +178,7 @@ pub static SUBSCRIPTIONS: Resource = Resource {
     q_columns: &["domain_names", "product", "organization", "status"],
     select: "*",
     default_order: "id DESC",
+    counted: Some("subscriptions"),
 };
 
 pub fn subscription_from_row(r: &sqlx::any::AnyRow) -> Result<Subscription> {

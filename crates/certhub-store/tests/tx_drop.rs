@@ -6,7 +6,11 @@ use certhub_store::Db;
 async fn check(url: &str) {
     let db = Db::connect(url).await.unwrap();
     db.migrate().await.unwrap();
-    db.create_customer("droptest", "EUR", 0).await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    db.create_customer(&mut tx, "droptest", "EUR", 0)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
     for _ in 0..40 {
         let mut tx = db.begin().await.unwrap();
         sqlx::query(db.sql("UPDATE credit_accounts SET balance = balance + 1 WHERE currency = ?"))

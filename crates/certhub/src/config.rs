@@ -25,6 +25,8 @@ pub struct ServerSection {
     pub pki_url: Option<String>,
     pub http_listen: Option<String>,
     pub trusted_proxies: Vec<String>,
+    /// Requests served at once; beyond it, 503 with `Retry-After`.
+    pub max_in_flight: usize,
 }
 
 impl Default for ServerSection {
@@ -35,6 +37,7 @@ impl Default for ServerSection {
             pki_url: None,
             http_listen: None,
             trusted_proxies: vec![],
+            max_in_flight: certhub_app::DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -75,6 +78,7 @@ pub const DEFAULT_CONFIG: &str = r#"# certhub configuration. Flags and CERTHUB_*
 # public_url = "https://localhost:8443"
 # pki_url = "http://localhost:8443" # CRL / OCSP / issuer URLs, must be http://
 # http_listen = "0.0.0.0:80"        # extra plain-HTTP listener (PKI paths, behind a proxy)
+# max_in_flight = 512               # requests served at once; beyond: 503 + Retry-After
 
 [database]
 # url = "sqlite:///path/to/certhub-data/certhub.db"   # or postgres://user@host/db

@@ -18,18 +18,59 @@ use hyper_util::service::TowerToHyperService;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
 /// The whole public application: REST, ACME, PKI, health and metrics.
 pub fn app_router(app: App) -> Router {
+    let in_flight = Arc::new(Semaphore::new(app.settings().max_in_flight));
     Router::new()
         .merge(certhub_rtr::router(app.clone()))
         .merge(certhub_acme::router(app.clone()))
         .merge(crate::pki_http::router(app.clone()))
         .merge(ops_router(app.clone()))
         .layer(axum::middleware::from_fn_with_state(app, limit_per_ip))
+        .layer(axum::middleware::from_fn_with_state(in_flight, shed_load))
         .layer(axum::middleware::from_fn(count_requests))
+}
+
+/// Admission control: at most `max_in_flight` requests are served at once;
+/// the next one is answered 503 with `Retry-After` at once, in the protocol's
+/// own error form, rather than queued. A bounded amount of work in progress
+/// keeps latency bounded for the requests that are admitted and memory
+/// bounded for the process, and clients back off instead of timing out.
+async fn shed_load(
+    State(in_flight): State<Arc<Semaphore>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Ok(_permit) = in_flight.try_acquire() else {
+        certhub_app::metrics::HTTP_SHED.inc();
+        return overloaded(req.uri().path());
+    };
+    next.run(req).await
+}
+
+fn overloaded(path: &str) -> axum::response::Response {
+    let e = certhub_app::AppError::Unavailable {
+        message: "the server is at capacity; retry shortly".into(),
+        retry_after: 1,
+    };
+    if path.starts_with("/acme") {
+        let p = certhub_app::acme::Problem::from(e);
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (axum::http::header::CONTENT_TYPE, "application/problem+json"),
+                (axum::http::header::RETRY_AFTER, "1"),
+            ],
+            serde_json::to_vec(&p).unwrap_or_default(),
+        )
+            .into_response()
+    } else {
+        certhub_rtr::RtrError::from(e).into_response()
+    }
 }
 
 /// The client address: the TCP peer, or, when the peer is a trusted proxy,

@@ -352,6 +352,85 @@ async fn per_ip_ceiling_answers_both_front_ends() {
     assert_eq!(r.status().as_u16(), 200);
 }
 
+/// Opens a connection and sends an authenticated request whose body never
+/// comes: the server holds an in-flight slot for it until the connection
+/// closes.
+async fn stalled_request(base: &str, key: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v2/ssl/acme HTTP/1.1\r\nhost: {addr}\r\nauthorization: ApiKey {key}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s
+}
+
+#[tokio::test]
+async fn overload_is_answered_503_with_retry_after_in_each_protocol() {
+    let srv = TestServer::start_with(TestDb::Sqlite, |s| {
+        s.rate_limits = no_limits();
+        s.max_in_flight = 2;
+    })
+    .await
+    .expect("sqlite");
+    let key = srv.customer("busy", 0).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(srv.url(path))
+            .header("authorization", format!("ApiKey {key}"))
+            .send()
+    };
+    let stalled = [
+        stalled_request(&srv.base, &key).await,
+        stalled_request(&srv.base, &key).await,
+    ];
+    // Both slots are taken once the server has read both request heads.
+    let mut shed = None;
+    for _ in 0..200 {
+        let r = get("/v2/ssl/acme").await.unwrap();
+        if r.status().as_u16() == 503 {
+            shed = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = shed.expect("a third concurrent request is shed");
+    assert_eq!(retry_after(r.headers()), Some(1));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["type"], "ProviderUnavailable", "{v}");
+    let r = get(&format!("/acme/{DV}/directory")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(retry_after(r.headers()), Some(1));
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/problem+json",
+        "ACME clients get a problem document"
+    );
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["type"], "urn:ietf:params:acme:error:serverInternal");
+    assert_eq!(p["status"], 503);
+    // The slots come back as soon as the stalled clients go away.
+    drop(stalled);
+    let mut ok = false;
+    for _ in 0..200 {
+        if get("/v2/ssl/acme").await.unwrap().status().as_u16() == 200 {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(ok, "service resumes after the overload");
+    let m = http.get(srv.url("/metrics")).send().await.unwrap();
+    let text = m.text().await.unwrap();
+    let shed: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("certhub_http_shed_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("shed counter exported");
+    assert!(shed >= 2, "{text}");
+}
+
 #[test]
 fn forwarded_for_is_believed_only_from_trusted_proxies() {
     let mut h = axum::http::HeaderMap::new();
@@ -440,7 +519,15 @@ async fn backup_while_serving_then_restore_brings_subscription_and_ledger_back()
 
 #[tokio::test]
 async fn audit_lists_operator_actions_and_api_key_mutations_without_secrets() {
-    let e = env(TestDb::Sqlite, no_limits()).await.expect("sqlite");
+    for db in TestDb::ALL {
+        audit_trail(db).await;
+    }
+}
+
+async fn audit_trail(db: TestDb) {
+    let Some(e) = env(db, no_limits()).await else {
+        return;
+    };
     let key = e.srv.customer("auditcust", 100_000).await;
     let (info, key2) = e.srv.app.create_api_key("auditcust").await.unwrap();
     e.srv.app.revoke_api_key(&info.key_id).await.unwrap();
@@ -495,6 +582,13 @@ async fn audit_lists_operator_actions_and_api_key_mutations_without_secrets() {
             assert!(!l.contains(secret.as_str()), "secret in audit: {l}");
         }
     }
+    // A refused operator action leaves neither state nor an audit record.
+    assert!(e.srv.app.revoke_api_key(&info.key_id).await.is_err());
+    assert!(e.srv.app.create_customer("auditcust", "EUR").await.is_err());
+    let again = certhub::admin_ops::audit_lines(&e.srv.app, &args)
+        .await
+        .unwrap();
+    assert_eq!(again, all, "refusals are not audited as actions");
 }
 
 // ------------------------------------------------------------------ secret scan

@@ -143,6 +143,14 @@ impl From<AppError> for Problem {
                 p.retry_after = Some(retry_after);
                 p
             }
+            AppError::Unavailable {
+                message,
+                retry_after,
+            } => {
+                let mut p = Problem::new("serverInternal", 503, message);
+                p.retry_after = Some(retry_after);
+                p
+            }
             AppError::Internal(m) => Problem::internal(m),
             other => Problem::malformed(other.to_string()),
         }

@@ -69,6 +69,7 @@ static PRODUCTS: Resource = Resource {
     q_columns: &["product", "brand", "name"],
     select: "",
     default_order: "",
+    counted: None,
 };
 
 const IDENTIFYING: &[&str] = &["product"];
