@@ -156,12 +156,20 @@ pub fn load_kek(dir: &Path) -> anyhow::Result<Kek> {
     if !path.exists() {
         std::fs::create_dir_all(dir)?;
         let key = Kek::generate();
-        write_secret_file(
+        let written = write_secret_file(
             &path,
             base64::engine::general_purpose::STANDARD
                 .encode(key)
                 .as_bytes(),
-        )?;
+        );
+        match written {
+            Ok(()) => {}
+            // Another process started at the same moment and won: use its KEK.
+            Err(e)
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists) => {}
+            Err(e) => return Err(e.context(format!("cannot create {}", path.display()))),
+        }
     }
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
@@ -171,24 +179,35 @@ pub fn load_kek(dir: &Path) -> anyhow::Result<Kek> {
     Ok(Kek::from_bytes(&bytes)?)
 }
 
+/// Creates `path` holding `content`, mode 0600, all at once: the bytes go to
+/// a temporary file that is synced and then linked into place. A crash (or
+/// SIGKILL) part way leaves either no file or the whole file, never an empty
+/// one that would stop every later start; linking (unlike renaming) never
+/// replaces a file another process created first.
 fn write_secret_file(path: &Path, content: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    // A leftover of an earlier attempt may carry other permissions: start
+    // afresh so the mode below applies.
+    let _ = std::fs::remove_file(&tmp);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
     #[cfg(unix)]
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)?;
-        f.write_all(content)?;
-        Ok(())
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp)?;
+    f.write_all(content)?;
+    f.sync_all()?;
+    drop(f);
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    linked?;
+    if let Some(dir) = path.parent() {
+        // The new directory entry must be durable too.
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
-    #[cfg(not(unix))]
-    {
-        std::fs::write(path, content)?;
-        Ok(())
-    }
+    Ok(())
 }
 
 /// The clock, honouring `--now` only when the config allows it.
@@ -241,6 +260,11 @@ pub fn settings(r: &Resolved) -> anyhow::Result<Settings> {
         .map(|p| p.parse())
         .collect::<Result<_, _>>()
         .context("[server] trusted_proxies must be IP addresses")?;
+    anyhow::ensure!(
+        r.file.server.max_in_flight > 0,
+        "[server] max_in_flight must be at least 1"
+    );
+    s.max_in_flight = r.file.server.max_in_flight;
     Ok(s)
 }
 
@@ -283,4 +307,38 @@ pub async fn open(global: &Global, serve: &ServeOpts) -> anyhow::Result<(App, Re
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok((app, r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kek_file_survives_a_half_written_earlier_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        // What a start killed mid-write leaves behind: a temporary file only.
+        std::fs::write(dir.path().join("kek.tmp-1"), b"").unwrap();
+        std::fs::write(
+            dir.path().join(format!("kek.tmp-{}", std::process::id())),
+            b"x",
+        )
+        .unwrap();
+        let a = load_kek(dir.path()).unwrap();
+        let b = load_kek(dir.path()).unwrap();
+        // The second start reads the key the first one wrote.
+        assert_eq!(b.open("probe", &a.seal("probe", b"x")).unwrap(), b"x");
+        let kek = dir.path().join("kek");
+        assert!(std::fs::read_to_string(&kek).unwrap().trim().len() >= 43);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&kek).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(
+            !dir.path()
+                .join(format!("kek.tmp-{}", std::process::id()))
+                .exists()
+        );
+    }
 }
