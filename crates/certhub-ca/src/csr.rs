@@ -362,6 +362,8 @@ fn analyze_key<'a>(
             .as_ref()
             .and_then(|p| p.as_oid().ok())
             .map(|o| o.to_id_string())
+            // An empty OID parses, but names no curve either.
+            .filter(|o| !o.is_empty())
             .ok_or_else(|| csr_err(UnsupportedKey, "ECDSA key without a named curve"))?;
         let (kind, bits, c) = if curve == oids::CURVE_P256.to_string() {
             (KeyKind::P256, 256, &*P256)
