@@ -250,6 +250,13 @@ setup_account_data() {
   certhub admin customer create acme-corp >/dev/null || die "customer create"
   API_KEY=$(certhub admin apikey create acme-corp) || die "apikey create"
   certhub admin credit add acme-corp 10000000 >/dev/null || die "credit add"
+  # The operator's price change is checked and audited (same price as seeded).
+  certhub admin price set sectigo_dv_acme RENEW 12 4900 >/dev/null || die "price set"
+  if certhub admin price set sectigo_dv_acme RENEW 7 1 >/dev/null 2>&1; then
+    die "price set accepted a period the product does not offer"
+  fi
+  certhub admin ops audit --action price. | grep -q "RENEW 12 EUR 4900" ||
+    die "price set is not in the audit trail"
 }
 
 # create_sub FILE JSON: POST /v2/ssl/acme, response saved in FILE.

@@ -165,4 +165,69 @@ impl App {
         tx.commit().await?;
         Ok(id)
     }
+
+    /// The operator's `admin price set`: one price of the catalogue, checked
+    /// against the product (action, offered period) and audited in the same
+    /// transaction.
+    pub async fn set_price(
+        &self,
+        product: &str,
+        action: &str,
+        period: i64,
+        currency: &str,
+        cents: i64,
+    ) -> Result<(), AppError> {
+        const ACTIONS: &[&str] = &[
+            "CREATE",
+            "RENEW",
+            "REQUEST",
+            "EXTRA_DOMAIN",
+            "EXTRA_WILDCARD",
+        ];
+        let p = self
+            .db()
+            .product(product)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("unknown product {product}")))?;
+        let action = action.to_uppercase();
+        let currency = currency.to_uppercase();
+        if !ACTIONS.contains(&action.as_str()) {
+            return Err(AppError::constraint(
+                "action",
+                format!("must be one of {}", ACTIONS.join(", ")),
+                Some(action),
+            ));
+        }
+        if !p.offers_period(period) {
+            return Err(AppError::constraint(
+                "period",
+                format!("product {product} does not offer this period"),
+                Some(period.to_string()),
+            ));
+        }
+        if cents < 0 {
+            return Err(AppError::constraint(
+                "price",
+                "must not be negative",
+                Some(cents.to_string()),
+            ));
+        }
+        let mut tx = self.db().begin().await?;
+        self.db()
+            .set_price(&mut tx, product, &action, period, &currency, cents)
+            .await?;
+        self.db()
+            .audit(
+                &mut tx,
+                self.now(),
+                "operator",
+                None,
+                "price.set",
+                product,
+                &format!("{action} {period} {currency} {cents}"),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }

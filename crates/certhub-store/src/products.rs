@@ -5,7 +5,7 @@ use certhub_domain::product::{Product, default_catalogue};
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::{Db, Result, from_json, to_json};
+use crate::{Db, Result, Tx, from_json, to_json};
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Price {
@@ -109,8 +109,11 @@ impl Db {
         .await?)
     }
 
+    /// Sets one price inside the caller's transaction, so that the change and
+    /// its audit record commit together.
     pub async fn set_price(
         &self,
+        tx: &mut Tx,
         product: &str,
         action: &str,
         period: i64,
@@ -126,7 +129,7 @@ impl Db {
         .bind(period)
         .bind(currency.to_string())
         .bind(cents)
-        .execute(self.pool())
+        .execute(&mut **tx)
         .await?;
         Ok(())
     }

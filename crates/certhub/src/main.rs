@@ -340,33 +340,11 @@ async fn admin_cmd(g: &Global, c: AdminCmd) -> anyhow::Result<()> {
             cents,
             currency,
         }) => {
-            let p = app
-                .db()
-                .product(&product)
-                .await?
-                .with_context(|| format!("unknown product {product}"))?;
-            const ACTIONS: &[&str] = &[
-                "CREATE",
-                "RENEW",
-                "REQUEST",
-                "EXTRA_DOMAIN",
-                "EXTRA_WILDCARD",
-            ];
-            let action = action.to_uppercase();
-            anyhow::ensure!(
-                ACTIONS.contains(&action.as_str()),
-                "action must be one of {ACTIONS:?}"
-            );
-            anyhow::ensure!(
-                p.offers_period(period),
-                "product {product} does not offer period {period}"
-            );
-            anyhow::ensure!(cents >= 0, "price must not be negative");
-            app.db()
-                .set_price(&product, &action, period, &currency.to_uppercase(), cents)
+            app.set_price(&product, &action, period, &currency, cents)
                 .await?;
             println!(
-                "{product} {action} {period} {} {cents}",
+                "{product} {} {period} {} {cents}",
+                action.to_uppercase(),
                 currency.to_uppercase()
             );
         }

@@ -534,6 +534,25 @@ async fn audit_trail(db: TestDb) {
     let sub = e
         .subscription(&key, "auditcust", &["audit.example.com"])
         .await;
+    e.srv
+        .app
+        .set_price(DV, "RENEW", 12, "eur", 4242)
+        .await
+        .unwrap();
+    // A refused price change writes neither the price nor an audit record.
+    assert!(e.srv.app.set_price(DV, "RENEW", 7, "EUR", 1).await.is_err());
+    let prices = certhub::admin_ops::AuditArgs {
+        action: Some("price.".into()),
+        ..Default::default()
+    };
+    let lines = certhub::admin_ops::audit_lines(&e.srv.app, &prices)
+        .await
+        .unwrap();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains("sectigo_dv_acme RENEW 12 EUR 4242"),
+        "{lines:#?}"
+    );
     let args = certhub::admin_ops::AuditArgs {
         customer: Some("auditcust".into()),
         ..Default::default()

@@ -660,7 +660,6 @@ async fn credentials_per_brand() {
         other.brand = "OTHERCA".into();
         srv.app.db().upsert_product(&other).await.unwrap();
         srv.app
-            .db()
             .set_price("other_dv_acme", "CREATE", 12, "EUR", 1000)
             .await
             .unwrap();
