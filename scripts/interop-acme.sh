@@ -255,7 +255,7 @@ setup_account_data() {
   if certhub admin price set sectigo_dv_acme RENEW 7 1 >/dev/null 2>&1; then
     die "price set accepted a period the product does not offer"
   fi
-  certhub admin ops audit --action price. | grep -q "RENEW 12 EUR 4900" ||
+  certhub admin audit --action price. | grep -q "RENEW 12 EUR 4900" ||
     die "price set is not in the audit trail"
 }
 
