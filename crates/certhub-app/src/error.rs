@@ -79,6 +79,13 @@ impl From<certhub_store::StoreError> for AppError {
         match e {
             S::NotFound => AppError::NotFound("object does not exist".into()),
             S::Conflict(m) => AppError::ObjectExists(m),
+            // The REST layer answers these itself (replay or refusal); this
+            // is what a caller outside it would see.
+            S::IdempotencyConflict => AppError::Unavailable {
+                message: "a request with this Idempotency-Key is being executed; retry shortly"
+                    .into(),
+                retry_after: 1,
+            },
             S::InsufficientCredit {
                 balance,
                 needed,

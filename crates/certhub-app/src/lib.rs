@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod customers;
 pub mod error;
+pub mod idempotency;
 pub mod lifecycle;
 pub mod mail;
 pub mod metrics;

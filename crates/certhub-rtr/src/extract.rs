@@ -13,28 +13,7 @@ impl FromRequestParts<App> for Auth {
     type Rejection = RtrError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Auth, RtrError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                RtrError::new(
-                    axum::http::StatusCode::UNAUTHORIZED,
-                    "AuthenticationError",
-                    "missing Authorization header",
-                )
-            })?;
-        let key = header
-            .strip_prefix("ApiKey ")
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| {
-                RtrError::new(
-                    axum::http::StatusCode::UNAUTHORIZED,
-                    "AuthenticationError",
-                    "Authorization header must be 'ApiKey <key>'",
-                )
-            })?;
+        let key = api_key(&parts.headers)?;
         let caller = app.authenticate(key).await?;
         // Limited after authentication: unknown keys cannot exhaust a real key's budget.
         app.rate_limit(
@@ -44,6 +23,25 @@ impl FromRequestParts<App> for Auth {
         .await?;
         Ok(Auth(caller))
     }
+}
+
+/// The key of `Authorization: ApiKey <key>`.
+pub(crate) fn api_key(headers: &axum::http::HeaderMap) -> Result<&str, RtrError> {
+    let unauthenticated = |m: &str| {
+        RtrError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "AuthenticationError",
+            m,
+        )
+    };
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| unauthenticated("missing Authorization header"))?
+        .strip_prefix("ApiKey ")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| unauthenticated("Authorization header must be 'ApiKey <key>'"))
 }
 
 /// Query parameters in order, repeats kept (RTR filters repeat names).

@@ -7,6 +7,7 @@
 pub mod body;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod list;
 mod routes;
 
@@ -18,5 +19,10 @@ pub use error::RtrError;
 /// The `/v2` router (state applied). Trailing slashes are normalised by the caller
 /// around the whole service (see the binary), since routing happens before layers.
 pub fn router(app: App) -> Router {
-    routes::router().with_state(app)
+    routes::router()
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            idempotency::layer,
+        ))
+        .with_state(app)
 }

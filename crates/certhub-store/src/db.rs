@@ -15,14 +15,33 @@ use crate::{Result, StoreError};
 /// connection, so statements run with `.execute(&mut *tx)` as with sqlx's own.
 pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
+    dialect: Dialect,
     /// SQLite: this process's turn as the one writer (dropped after `inner`,
     /// so the next writer starts once this one has committed or rolled back).
     _writer: Option<OwnedMutexGuard<()>>,
 }
 
 impl Tx {
-    pub async fn commit(self) -> Result<()> {
-        Ok(self.inner.commit().await?)
+    /// Commits. Inside a request that carries an `Idempotency-Key`, the
+    /// request's first commit also claims the key, atomically with the state
+    /// change (see [`crate::idempotency`]); if another request holds it, this
+    /// transaction is rolled back instead and `IdempotencyConflict` returned.
+    pub async fn commit(mut self) -> Result<()> {
+        let Some(claim) = crate::idempotency::unclaimed() else {
+            return Ok(self.inner.commit().await?);
+        };
+        if !crate::idempotency::claim_in(&mut self, &claim).await? {
+            claim.set_state(crate::idempotency::ClaimState::Conflict);
+            self.inner.rollback().await?;
+            return Err(StoreError::IdempotencyConflict);
+        }
+        self.inner.commit().await?;
+        claim.set_state(crate::idempotency::ClaimState::Claimed);
+        Ok(())
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     pub async fn rollback(self) -> Result<()> {
@@ -109,6 +128,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "list_counts",
         include_str!("../migrations/0008_list_counts.sql"),
+    ),
+    (
+        9,
+        "idempotency",
+        include_str!("../migrations/0009_idempotency.sql"),
     ),
 ];
 
@@ -225,11 +249,13 @@ impl Db {
                     .map_err(|_| StoreError::Db(sqlx::Error::PoolTimedOut))?;
                 Tx {
                     inner: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    dialect: self.dialect,
                     _writer: Some(turn),
                 }
             }
             Dialect::Postgres => Tx {
                 inner: self.pool.begin().await?,
+                dialect: self.dialect,
                 _writer: None,
             },
         })
@@ -309,7 +335,7 @@ impl Db {
     }
 }
 
-fn translate_cached(sql: &'static str) -> &'static str {
+pub(crate) fn translate_cached(sql: &'static str) -> &'static str {
     static CACHE: OnceLock<Mutex<HashMap<usize, &'static str>>> = OnceLock::new();
     let map = CACHE.get_or_init(Default::default);
     let key = sql.as_ptr() as usize ^ (sql.len() << 48);

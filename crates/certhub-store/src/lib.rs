@@ -13,6 +13,7 @@ pub mod sealed;
 pub mod audit;
 pub mod billing;
 pub mod customers;
+pub mod idempotency;
 pub mod jobs;
 pub mod notifications;
 pub mod processes;
@@ -47,6 +48,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("secret error: {0}")]
     Secret(String),
+    /// Another request already claimed this request's `Idempotency-Key`;
+    /// this one's transaction was rolled back.
+    #[error("the Idempotency-Key is held by another request")]
+    IdempotencyConflict,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -418,6 +418,9 @@ pub async fn lifecycle_loop(app: App, owner: String) {
         if let Err(e) = app.purge_rate_limits().await {
             tracing::warn!(error = %e, "cannot purge rate-limit counters");
         }
+        if let Err(e) = app.purge_idempotency_keys().await {
+            tracing::warn!(error = %e, "cannot purge idempotency keys");
+        }
         let wait = match app.db().next_job_due().await {
             Ok(Some(due)) => (due - app.now()).clamp(1, 30) as u64,
             _ => 30,

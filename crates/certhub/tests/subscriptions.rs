@@ -484,6 +484,165 @@ async fn delete_refunds_within_thirty_days() {
     }
 }
 
+/// `Idempotency-Key` (design.md): a repeated mutation replays the first
+/// response and charges once, also when the copies race; a different request
+/// under the key is refused; a refused request claims nothing; a claim whose
+/// response was lost (a crash after the commit) never runs the change again.
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_key_replays_and_never_charges_twice() {
+    for srv in servers().await {
+        srv.set_now(t0());
+        let api = Api::new(&srv, "ivan", 3 * 4900).await;
+        let body = json!({"customer": "ivan", "product": DV, "domainNames": ["i.example.com"], "period": 12});
+        let send = |key: &'static str, body: Value| {
+            let http = api.http.clone();
+            let url = format!("{}/v2/ssl/acme", api.base);
+            let auth = format!("ApiKey {}", api.key);
+            async move {
+                let r = http
+                    .post(url)
+                    .header("Authorization", auth)
+                    .header("Content-Type", "application/json")
+                    .header("Idempotency-Key", key)
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .expect("request");
+                let status = r.status();
+                let h = |n: &str| {
+                    r.headers()
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from)
+                };
+                let headers = (h("x-process-id"), h("location"), h("idempotent-replayed"));
+                let text = r.text().await.expect("body");
+                (
+                    status,
+                    headers,
+                    serde_json::from_str::<Value>(&text).expect("json"),
+                )
+            }
+        };
+
+        let (s1, h1, b1) = send("create-1", body.clone()).await;
+        assert_eq!(s1, StatusCode::CREATED, "{b1}");
+        assert!(h1.0.is_some() && h1.1.is_some() && h1.2.is_none(), "{h1:?}");
+        let (s2, h2, b2) = send("create-1", body.clone()).await;
+        assert_eq!((s2, &b2), (StatusCode::CREATED, &b1), "the first response");
+        assert_eq!(
+            (&h2.0, &h2.1, h2.2.as_deref()),
+            (&h1.0, &h1.1, Some("true"))
+        );
+        assert_eq!(api.balance().await, 2 * 4900, "charged once");
+        assert_eq!(api.get("/v2/ssl/acme").await.body["pagination"]["total"], 1);
+        // Stored sealed: the response's hmacKey is not in the table.
+        let stored: Vec<String> =
+            sqlx::query_scalar("SELECT response FROM idempotency_keys WHERE key = 'create-1'")
+                .fetch_all(srv.app.db().pool())
+                .await
+                .unwrap();
+        let hmac = b1["hmacKey"].as_str().unwrap();
+        assert!(stored.len() == 1 && !stored[0].contains(hmac));
+
+        // The same key for another request: refused, nothing changes.
+        let mut other = body.clone();
+        other["domainNames"] = json!(["j.example.com"]);
+        let (s, _, b) = send("create-1", other.clone()).await;
+        assert_eq!(
+            (s, b["type"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("ValidationError"))
+        );
+        assert_eq!(api.balance().await, 2 * 4900);
+
+        // Eight copies at once: one subscription, one charge; every copy gets
+        // the first response or "being executed, retry".
+        let tasks: Vec<_> = (0..8)
+            .map(|_| tokio::spawn(send("race", other.clone())))
+            .collect();
+        let mut ids = std::collections::HashSet::new();
+        for t in tasks {
+            let (s, _, b) = t.await.unwrap();
+            match s {
+                StatusCode::CREATED => {
+                    ids.insert(b["id"].as_i64().unwrap());
+                }
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    assert_eq!(b["type"], "ProviderUnavailable", "{b}")
+                }
+                other => panic!("{other}: {b}"),
+            }
+        }
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        assert_eq!(api.balance().await, 4900, "charged once for the race");
+        let (s, _, b) = send("race", other.clone()).await;
+        assert_eq!(
+            (s, b["id"].as_i64()),
+            (StatusCode::CREATED, ids.iter().next().copied())
+        );
+
+        // A refused request (no credit left for a 24-month term) claims
+        // nothing: with credit, the same key runs it.
+        let mut long = body.clone();
+        long["domainNames"] = json!(["k.example.com"]);
+        long["period"] = json!(24);
+        let (s, _, b) = send("create-2", long.clone()).await;
+        assert_eq!(b["type"], "InsufficientCreditException", "{s} {b}");
+        srv.app.add_credit("ivan", 8900).await.unwrap();
+        let (s, _, b) = send("create-2", long.clone()).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        assert_eq!(api.balance().await, 4900);
+
+        // A crash after the commit, before the response was stored: the
+        // retry is told so and the change does not run again.
+        let mut third = body.clone();
+        third["domainNames"] = json!(["l.example.com"]);
+        let (s, _, _) = send("create-3", third.clone()).await;
+        assert_eq!(s, StatusCode::CREATED);
+        assert_eq!(api.balance().await, 0);
+        srv.app.add_credit("ivan", 4900).await.unwrap();
+        sqlx::query("UPDATE idempotency_keys SET response = NULL WHERE key = 'create-3'")
+            .execute(srv.app.db().pool())
+            .await
+            .unwrap();
+        let (s, _, b) = send("create-3", third.clone()).await;
+        assert_eq!(
+            (s, b["type"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("ProviderUnavailable"))
+        );
+        srv.set_now(t0() + 120);
+        let (s, _, b) = send("create-3", third.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert!(b["message"].as_str().unwrap().contains("lost"), "{b}");
+        assert_eq!(api.balance().await, 4900, "not charged again");
+        assert_eq!(api.get("/v2/ssl/acme").await.body["pagination"]["total"], 4);
+
+        // After 24 hours the key is free again.
+        srv.set_now(t0() + 25 * 3600);
+        let mut fourth = body.clone();
+        fourth["domainNames"] = json!(["m.example.com"]);
+        let (s, h, _) = send("create-1", fourth).await;
+        assert_eq!((s, h.2), (StatusCode::CREATED, None));
+        assert_eq!(api.balance().await, 0);
+        // Not a mutation: the header is ignored.
+        let r = api
+            .http
+            .get(format!("{}/v2/ssl/acme", api.base))
+            .header("Authorization", format!("ApiKey {}", api.key))
+            .header("Idempotency-Key", "x".repeat(300))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        // On a mutation, an over-long key is refused.
+        let (s, _, b) = send(Box::leak("y".repeat(256).into_boxed_str()), body.clone()).await;
+        assert_eq!(
+            (s, b["type"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("ValidationError"))
+        );
+    }
+}
+
 /// OV: pending → approve → ACTIVE with orgValidUntil → revalidation at −30 days
 /// (still ACTIVE) → at orgValidUntil PENDING; reuse; rejection.
 #[tokio::test(flavor = "multi_thread")]

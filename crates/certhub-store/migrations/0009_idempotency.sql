@@ -1,0 +1,10 @@
+-- Idempotency keys of /v2 mutations (design.md, `Idempotency-Key`): one row
+-- per (API key, client key), claimed in the same transaction as the state
+-- change it guards; `response` (sealed, base64) is filled in once the
+-- response is known and replayed for 24 hours.
+CREATE TABLE idempotency_keys (
+  api_key_id BIGINT NOT NULL, key TEXT NOT NULL,
+  request_hash TEXT NOT NULL, created_at BIGINT NOT NULL,
+  response TEXT,
+  PRIMARY KEY (api_key_id, key));
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
