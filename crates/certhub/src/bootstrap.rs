@@ -244,7 +244,9 @@ pub fn settings(r: &Resolved) -> anyhow::Result<Settings> {
         }
     }
     s.ca.pki_url = r.pki_url.clone();
-    if let Some(t) = &r.file.smtp {
+    // The config written on first start has an `[smtp]` header with every
+    // key commented out: an empty section means no relay, not a broken one.
+    if let Some(t) = r.file.smtp.as_ref().filter(|t| !t.is_empty()) {
         s.smtp = Some(toml::Value::Table(t.clone()).try_into().context("[smtp]")?);
     }
     if let Some(t) = &r.file.rate_limits {
@@ -312,6 +314,36 @@ pub async fn open(global: &Global, serve: &ServeOpts) -> anyhow::Result<(App, Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings_from(config_text: &str) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("certhub.toml"), config_text).unwrap();
+        let g = Global {
+            data_dir: dir.path().to_path_buf(),
+            database_url: None,
+            config: None,
+            now: None,
+        };
+        settings(&resolve(&g, &ServeOpts::default())?)
+    }
+
+    /// The file written into a fresh data directory must load on the next
+    /// start, both as written and with its example lines uncommented.
+    #[test]
+    fn the_written_default_config_loads() {
+        let s = settings_from(config::DEFAULT_CONFIG).unwrap();
+        assert!(s.smtp.is_none(), "no relay unless one is configured");
+        let uncommented: String = config::DEFAULT_CONFIG
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.contains(" = ") || rest.starts_with('[') => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let s = settings_from(&uncommented).unwrap();
+        assert!(s.smtp.is_some());
+    }
 
     #[test]
     fn kek_file_survives_a_half_written_earlier_attempt() {
