@@ -2,10 +2,8 @@
 //! each request type of the subscription and certificate routes, with the
 //! allowed-key list the route passes.
 //!
-//! The key lists of the certificate routes are private to
-//! `certhub-rtr/src/routes/certificates.rs`; they are repeated here (a
-//! drifted copy still fuzzes the same parser, only with another whitelist).
-//! The one-field bodies private to that file (`reason`, `csr`, `dcv`, `date`,
+//! The key lists are the routes' own (`certhub_rtr::certificate_keys`).
+//! The one-field bodies private to the certificate routes (`reason`, `csr`, `dcv`, `date`,
 //! `email`) are shapes the types below already exercise.
 
 use bytes::Bytes;
@@ -16,56 +14,12 @@ use certhub_app::subscriptions::{
 };
 use certhub_rtr::RtrError;
 use certhub_rtr::body::{self, MAX_BODY};
+use certhub_rtr::certificate_keys::{
+    IMPORT_KEYS, REISSUE_KEYS, RENEW_KEYS as CERT_RENEW_KEYS, REQUEST_KEYS,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-
-/// `POST /v2/ssl/certificates` (renew and reissue accept subsets).
-const REQUEST_KEYS: &[&str] = &[
-    "customer",
-    "product",
-    "period",
-    "csr",
-    "domainName",
-    "san",
-    "organization",
-    "department",
-    "country",
-    "state",
-    "address",
-    "city",
-    "postalCode",
-    "coc",
-    "saEmail",
-    "saLanguage",
-    "language",
-    "uniqueValue",
-    "authKey",
-    "approver",
-    "dcv",
-    "billables",
-];
-/// `POST /v2/ssl/certificates/{id}/reissue`.
-const REISSUE_KEYS: &[&str] = &[
-    "csr",
-    "domainName",
-    "san",
-    "organization",
-    "department",
-    "country",
-    "state",
-    "address",
-    "city",
-    "postalCode",
-    "coc",
-    "language",
-    "uniqueValue",
-    "authKey",
-    "approver",
-    "dcv",
-];
-/// `POST /v2/ssl/import`.
-const IMPORT_KEYS: &[&str] = &["customer", "certificate", "csr", "coc", "domainName"];
 
 pub fn run(data: &[u8]) {
     let bytes = Bytes::copy_from_slice(data);
@@ -74,7 +28,7 @@ pub fn run(data: &[u8]) {
     }
     check::<UpdateRequest>(&bytes, UPDATE_KEYS);
     check::<RenewRequest>(&bytes, RENEW_KEYS);
-    for keys in [REQUEST_KEYS, REISSUE_KEYS] {
+    for keys in [REQUEST_KEYS, CERT_RENEW_KEYS, REISSUE_KEYS] {
         if let Some(r) = check::<OrderInput>(&bytes, keys) {
             r.domain_name
                 .iter()

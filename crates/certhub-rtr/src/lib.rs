@@ -16,6 +16,11 @@ use certhub_app::App;
 
 pub use error::RtrError;
 
+/// The key whitelists of the certificate routes' bodies (also fuzzed).
+pub mod certificate_keys {
+    pub use crate::routes::certificates::{IMPORT_KEYS, REISSUE_KEYS, RENEW_KEYS, REQUEST_KEYS};
+}
+
 /// The `/v2` router (state applied). Trailing slashes are normalised by the caller
 /// around the whole service (see the binary), since routing happens before layers.
 pub fn router(app: App) -> Router {

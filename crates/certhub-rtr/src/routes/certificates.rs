@@ -25,7 +25,8 @@ use crate::list;
 
 const IDENTIFYING: &[&str] = &["id"];
 
-const REQUEST_KEYS: &[&str] = &[
+/// Keys of `POST /v2/ssl/certificates`.
+pub const REQUEST_KEYS: &[&str] = &[
     "customer",
     "product",
     "period",
@@ -49,7 +50,8 @@ const REQUEST_KEYS: &[&str] = &[
     "dcv",
     "billables",
 ];
-const RENEW_KEYS: &[&str] = &[
+/// Keys of `POST /v2/ssl/certificates/{id}/renew`.
+pub const RENEW_KEYS: &[&str] = &[
     "product",
     "period",
     "csr",
@@ -71,7 +73,8 @@ const RENEW_KEYS: &[&str] = &[
     "dcv",
     "billables",
 ];
-const REISSUE_KEYS: &[&str] = &[
+/// Keys of `POST /v2/ssl/certificates/{id}/reissue`.
+pub const REISSUE_KEYS: &[&str] = &[
     "csr",
     "domainName",
     "san",
@@ -89,6 +92,9 @@ const REISSUE_KEYS: &[&str] = &[
     "approver",
     "dcv",
 ];
+
+/// Keys of `POST /v2/ssl/import`.
+pub const IMPORT_KEYS: &[&str] = &["customer", "certificate", "csr", "coc", "domainName"];
 
 pub(crate) fn routes() -> Router<App> {
     Router::new()
@@ -294,10 +300,7 @@ async fn revoke(
 }
 
 async fn import(State(app): State<App>, Auth(caller): Auth, bytes: Bytes) -> RtrResult<Response> {
-    let input: ImportInput = body::parse(
-        &bytes,
-        &["customer", "certificate", "csr", "coc", "domainName"],
-    )?;
+    let input: ImportInput = body::parse(&bytes, IMPORT_KEYS)?;
     let pid = app.import_certificate(&caller, input).await?;
     Ok((StatusCode::CREATED, process_header(pid)).into_response())
 }

@@ -2,7 +2,7 @@
 
 mod acme_subscriptions;
 mod billing;
-mod certificates;
+pub(crate) mod certificates;
 mod customers;
 mod processes;
 mod products;
