@@ -10,6 +10,7 @@
 
 mod certref;
 mod handlers;
+mod refusals;
 mod render;
 mod verify;
 
@@ -72,6 +73,7 @@ pub fn router(app: App) -> Router {
             get(handlers::renewal_info),
         )
         .route("/acme/{product}/{*rest}", any(handlers::unknown))
+        .layer(middleware::from_fn_with_state(st.clone(), refusals::layer))
         .layer(middleware::from_fn_with_state(st.clone(), common_headers))
         .with_state(st)
 }

@@ -133,6 +133,7 @@ impl St {
                         )
                     })?;
                 jws.verify(&ctx.jwk)?;
+                crate::refusals::note_signer(ctx.account.id, ctx.account.customer_id);
                 match need {
                     Need::Either if ctx.status() != "deactivated" => {}
                     _ => ctx.require_usable()?,

@@ -13,6 +13,7 @@ pub mod notify;
 pub mod pki;
 pub mod quote;
 pub mod ratelimit;
+pub mod refusals;
 
 // Feature modules, each owned by its feature (see ARCHITECTURE.md).
 pub mod acme;

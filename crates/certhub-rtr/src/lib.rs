@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod list;
+pub mod refusals;
 mod routes;
 
 use axum::Router;
@@ -28,6 +29,11 @@ pub fn router(app: App) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             idempotency::layer,
+        ))
+        // Outside the idempotency layer, so that it sees replays as such.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            refusals::layer,
         ))
         .with_state(app)
 }

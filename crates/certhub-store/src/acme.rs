@@ -517,11 +517,49 @@ impl Db {
             None => self.acme_orders_ready(&mut tx, authz_id, now).await?,
             Some(e) => {
                 self.acme_orders_invalid(&mut tx, authz_id, Some(e), now)
-                    .await?
+                    .await?;
+                self.audit_failed_challenge(&mut tx, authz_id, e, now)
+                    .await?;
             }
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A failed validation refuses the authorisation's orders: on record
+    /// with the problem's type and detail, under the account's customer.
+    async fn audit_failed_challenge(
+        &self,
+        tx: &mut Tx,
+        authz_id: i64,
+        problem_json: &str,
+        now: i64,
+    ) -> Result<()> {
+        let customer: Option<i64> = sqlx::query_scalar(self.sql(
+            "SELECT a.customer_id FROM acme_authzs z JOIN acme_accounts a ON a.id = z.account_id WHERE z.id = ?",
+        ))
+        .bind(authz_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let p: serde_json::Value = serde_json::from_str(problem_json).unwrap_or_default();
+        let reason = format!(
+            "{}: {}",
+            p["type"]
+                .as_str()
+                .unwrap_or("")
+                .trim_start_matches("urn:ietf:params:acme:error:"),
+            p["detail"].as_str().unwrap_or(problem_json)
+        );
+        self.audit(
+            tx,
+            now,
+            "system",
+            customer,
+            "refusal",
+            &format!("authz {authz_id}"),
+            &reason,
+        )
+        .await
     }
 
     async fn acme_orders_ready(&self, tx: &mut Tx, authz_id: i64, now: i64) -> Result<()> {

@@ -112,6 +112,18 @@ async fn env(db: TestDb) -> Option<Env> {
     })
 }
 
+/// The audit trail's refusals: the customer's, or every one.
+async fn refusals(e: &Env, of_customer: bool) -> Vec<String> {
+    let args = certhub::admin_ops::AuditArgs {
+        customer: of_customer.then(|| e.handle.clone()),
+        action: Some("refusal".into()),
+        ..Default::default()
+    };
+    certhub::admin_ops::audit_lines(&e.srv.app, &args)
+        .await
+        .unwrap()
+}
+
 async fn envs() -> Vec<Env> {
     let mut out = Vec::new();
     for db in TestDb::ALL {
@@ -627,6 +639,14 @@ async fn issuance_flows() {
         }
         assert_eq!(order.state().status, OrderStatus::Invalid);
         e.dns.clear_caa("caa.example.com");
+        // The failed validation is a refusal on record, with its reason.
+        let lines = refusals(&e, true).await;
+        assert!(
+            lines.iter().any(|l| l.contains(" authz ")
+                && l.contains("caa: ")
+                && l.contains("caa.example.com")),
+            "{lines:#?}"
+        );
 
         // ARI: renewalInfo for the first certificate, then a replacing order.
         let id = cert_id(&leaf);
@@ -1078,6 +1098,22 @@ async fn malformed_requests() {
             )
             .await;
         assert_problem(&r, 400, "malformed");
+        // Recorded, but not under the customer whose kid was named: the
+        // signature did not verify. badNonce refusals are not recorded.
+        let all = refusals(&e, false).await;
+        assert!(
+            all.iter().any(|l| l.contains(" acme - ")
+                && l.contains("/new-order 400 malformed: ")
+                && l.contains("signature")),
+            "{all:#?}"
+        );
+        assert!(
+            !refusals(&e, true)
+                .await
+                .iter()
+                .any(|l| l.contains("signature"))
+        );
+        assert!(!all.iter().any(|l| l.contains("badNonce")), "{all:#?}");
         // Unknown kid.
         let unknown = format!("{}/acct/999999", raw.base);
         let r = raw
@@ -1138,6 +1174,13 @@ async fn malformed_requests() {
             hmac: vec![7; 32],
         };
         assert_problem(&raw.new_account(&k2, &bad_mac).await, 401, "unauthorized");
+        assert!(
+            refusals(&e, false)
+                .await
+                .iter()
+                .any(|l| l.contains("/new-account 401 unauthorized: ")),
+            "a refused EAB binding is on record"
+        );
         let bad_kid = Sub {
             kid: "no-such-key-id".into(),
             ..bad_mac
@@ -1203,6 +1246,17 @@ async fn subscription_gates() {
             )
             .await;
         assert_problem(&r, 400, "rejectedIdentifier");
+        // On record under the customer whose account signed it.
+        let lines = refusals(&e, true).await;
+        let account = kid.rsplit('/').next().unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("acme-account-{account}"))
+                    && l.contains("/new-order 400 rejectedIdentifier: ")
+                    && l.contains("other.example.com")),
+            "{lines:#?}"
+        );
         let subs = r.body["subproblems"].as_array().unwrap();
         assert_eq!(subs.len(), 2, "{}", r.text);
         assert_eq!(subs[0]["identifier"]["value"], "other.example.com");

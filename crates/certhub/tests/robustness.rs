@@ -534,6 +534,43 @@ async fn audit_trail(db: TestDb) {
     let sub = e
         .subscription(&key, "auditcust", &["audit.example.com"])
         .await;
+    // A refused mutation is on record with the error the client got; a
+    // refused read, an unauthenticated call and a replay are not.
+    let (status, _, _) = e
+        .rest(
+            &key,
+            reqwest::Method::POST,
+            "/v2/ssl/acme",
+            Some(json!({"customer": "auditcust", "product": DV, "domainNames": ["r.example.com"], "period": 7})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _, _) = e
+        .rest(&key, reqwest::Method::GET, "/v2/ssl/acme/999999", None)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = e
+        .rest(
+            "no-such-key",
+            reqwest::Method::POST,
+            "/v2/ssl/acme",
+            Some(json!({"customer": "auditcust"})),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let refusals = certhub::admin_ops::AuditArgs {
+        action: Some("refusal".into()),
+        ..Default::default()
+    };
+    let lines = certhub::admin_ops::audit_lines(&e.srv.app, &refusals)
+        .await
+        .unwrap();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].contains("auditcust/apikey-")
+            && lines[0].contains("refusal POST /v2/ssl/acme 400 ConstraintViolationException: "),
+        "{lines:#?}"
+    );
     e.srv
         .app
         .set_price(DV, "RENEW", 12, "eur", 4242)
