@@ -229,6 +229,8 @@ EOF
     --default-a 127.0.0.1 >"$D/testdns.log" 2>&1 &
   PIDS+=($!)
   # The binary itself, not the certhub() wrapper: $! must be the server's pid.
+  # Debug level, so that the secret scan at the end reads everything logged.
+  CERTHUB_LOG=debug,hyper=info,h2=info,rustls=info \
   "$BIN/certhub" --data-dir "$D/data" --config "$D/certhub.toml" ${DB_URL:+--database-url "$DB_URL"} \
     serve --listen "127.0.0.1:$HTTPS_PORT" --public-url "https://localhost:$HTTPS_PORT" \
     >"$D/serve.log" 2>&1 &
@@ -264,6 +266,56 @@ create_sub() {
   api POST /v2/ssl/acme "$2" >"$1" 2>&1
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["hmacKey"] and d["accountKey"]' "$1" 2>/dev/null ||
     die "subscription not created: $(cat "$1")"
+}
+
+# Secret scan of the whole run (issue 9): the API key and every EAB MAC key
+# handed out (as returned, and as standard base64 and hex of its bytes) must
+# not appear in the server's debug-level log, nor, on SQLite, in the database
+# and WAL files. The clients' own files are not scanned: they were given them.
+scan_secrets() {
+  local out=$D/secret-scan.txt files=("$D/serve.log")
+  [ "$BACKEND" = sqlite ] && files+=("$D"/data/certhub.db*)
+  if API_KEY=$API_KEY python3 - "$D" "${files[@]}" >"$out" 2>&1 <<'PY'
+import base64, glob, json, os, sys
+d, files = sys.argv[1], sys.argv[2:]
+def hmacs(v):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if k == "hmacKey" and isinstance(x, str):
+                yield x
+            else:
+                yield from hmacs(x)
+    elif isinstance(v, list):
+        for x in v:
+            yield from hmacs(x)
+secrets = {"API key": os.environ["API_KEY"]}
+for f in glob.glob(os.path.join(d, "*.json")):
+    try:
+        doc = json.load(open(f))
+    except (ValueError, OSError):
+        continue
+    for i, h in enumerate(hmacs(doc)):
+        raw = base64.urlsafe_b64decode(h + "=" * (-len(h) % 4))
+        name = f"hmacKey of {os.path.basename(f)}"
+        secrets[name] = h
+        secrets[name + " (base64)"] = base64.b64encode(raw).decode().rstrip("=")
+        secrets[name + " (hex)"] = raw.hex()
+assert len(secrets) >= 4, f"too few secrets collected: {list(secrets)}"
+found = 0
+for f in files:
+    data = open(f, "rb").read()
+    for name, value in secrets.items():
+        if value.encode() in data or value.lower().encode() in data.lower():
+            print(f"{name} found in {f}")
+            found += 1
+print(f"{len(secrets)} secret forms, {len(files)} files, {found} findings")
+sys.exit(1 if found else 0)
+PY
+  then
+    pass "secret scan of the server log$( [ "$BACKEND" = sqlite ] && echo ' and database'): $(tail -1 "$out")"
+  else
+    fail "secret scan of the server log and database" "$out"
+  fi
 }
 
 run_backend() {
@@ -495,6 +547,7 @@ run_backend() {
   negative "certbot wrong EAB HMAC key" "$(cblog badmac)" "external account binding MAC is invalid" $rc
 
   if grep -q "panicked" "$D/serve.log"; then fail "no panic in the server log" "$D/serve.log"; else pass "no panic in the server log"; fi
+  scan_secrets
   echo "== [$BACKEND] done in $((SECONDS - t0)) s"
 }
 
