@@ -8,6 +8,12 @@ use certhub::bootstrap::{self, Global, ServeOpts};
 use certhub::serve;
 use clap::{Parser, Subcommand};
 
+/// glibc malloc was a quarter of the server's CPU on list requests
+/// (`malloc_consolidate`, `unlink_chunk` under many small short-lived
+/// allocations from row decoding and JSON); see BENCHMARKS.md.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "certhub",
