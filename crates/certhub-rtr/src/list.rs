@@ -4,6 +4,7 @@
 //! the parameter; nothing reaches SQL that is not on the resource's whitelist.
 
 use certhub_store::list::{Field, FieldType, Filter, ListQuery, Op, Resource, Value as V};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::RtrError;
@@ -166,8 +167,17 @@ pub fn project(mut entity: Value, fields: &Option<Vec<String>>, identifying: &[&
     entity
 }
 
+/// A list response: `{entities, pagination}`. Generic so that a route can
+/// serialise typed entities straight into the body, without building a
+/// `serde_json::Value` map per entity first.
+#[derive(Debug, Serialize)]
+pub struct Envelope<T> {
+    pub entities: Vec<T>,
+    pub pagination: Value,
+}
+
 /// `{entities, pagination}`; `entities` always present, `total` unless `total=false`.
-pub fn envelope(entities: Vec<Value>, q: &ListQuery, total: Option<i64>) -> Value {
+pub fn envelope<T: Serialize>(entities: Vec<T>, q: &ListQuery, total: Option<i64>) -> Envelope<T> {
     let mut pagination = json!({"limit": q.limit, "offset": q.offset});
     if q.export {
         pagination = json!({"limit": entities.len(), "offset": 0});
@@ -175,5 +185,8 @@ pub fn envelope(entities: Vec<Value>, q: &ListQuery, total: Option<i64>) -> Valu
     if let Some(t) = total {
         pagination["total"] = json!(t);
     }
-    json!({"entities": entities, "pagination": pagination})
+    Envelope {
+        entities,
+        pagination,
+    }
 }

@@ -1052,6 +1052,20 @@ async fn list_filters_and_update() {
             json!({"limit": 1, "offset": 0, "total": 2})
         );
         assert_eq!(all.body["entities"][0]["id"], a);
+        // A list entity is the object GET returns, with the keys the PHP SDK
+        // reads unconditionally (organisation keys null on DV).
+        let listed = &all.body["entities"][0];
+        assert_eq!(listed, &api.sub(a).await);
+        for k in [
+            "organization",
+            "address",
+            "city",
+            "state",
+            "postalCode",
+            "country",
+        ] {
+            assert_eq!(listed.get(k), Some(&Value::Null), "{k} in {listed}");
+        }
         let f = api.get("/v2/ssl/acme?domainNames=*.two.example.com").await;
         assert_eq!(f.body["pagination"]["total"], 1, "{}", f.body);
         assert_eq!(f.body["entities"][0]["id"], b);

@@ -20,6 +20,7 @@ use certhub_app::subscriptions::{
 use certhub_app::{App, AppError};
 use certhub_domain::time::format_rtr;
 use certhub_store::subscriptions::{SUBSCRIPTIONS, Subscription, subscription_from_row};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{parse_id, process_header};
@@ -42,46 +43,76 @@ pub(crate) fn routes() -> Router<App> {
 
 /// The AcmeSubscription object with every key RTR's PHP SDK reads: the
 /// organisation keys are null when unset, `approver` keeps `jobTitle`,
-/// optional dates are omitted rather than null.
-pub(crate) fn subscription_json(app: &App, s: &Subscription) -> Value {
-    let mut v = json!({
-        "id": s.id,
-        "product": s.product,
-        "domainNames": s.domain_names,
-        "organization": s.organization,
-        "address": s.address,
-        "city": s.city,
-        "state": s.state,
-        "postalCode": s.postal_code,
-        "country": s.country,
-        "createdDate": format_rtr(s.created_at),
-        "expiryDate": format_rtr(s.expiry_date),
-        "period": s.period,
-        "directoryUrl": app.directory_url(&s.product),
-        "autoRenew": s.auto_renew,
-        "status": s.status,
-    });
-    if let Some(t) = s.updated_at {
-        v["updatedDate"] = json!(format_rtr(t));
-    }
-    if let Some(t) = s.org_valid_until {
-        v["orgValidUntil"] = json!(format_rtr(t));
-    }
-    if let Some(cv) = s.cert_validity {
-        v["certValidity"] = json!(cv);
-    }
-    if let Some(a) = s
-        .approver
-        .as_deref()
-        .and_then(|a| serde_json::from_str::<Value>(a).ok())
-    {
-        let mut a = a;
-        if a.get("jobTitle").is_none() {
-            a["jobTitle"] = Value::Null;
+/// optional dates are omitted rather than null. Typed, so that list pages
+/// serialise straight into the body; keys in the alphabetical order in which
+/// the `Value` maps of the other entities come out.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SubscriptionView<'a> {
+    address: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approver: Option<Value>,
+    auto_renew: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert_validity: Option<i64>,
+    city: Option<&'a str>,
+    country: Option<&'a str>,
+    created_date: String,
+    directory_url: String,
+    domain_names: &'a [String],
+    expiry_date: String,
+    id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org_valid_until: Option<String>,
+    organization: Option<&'a str>,
+    period: i64,
+    postal_code: Option<&'a str>,
+    product: &'a str,
+    state: Option<&'a str>,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_date: Option<String>,
+}
+
+impl<'a> SubscriptionView<'a> {
+    pub(crate) fn new(app: &App, s: &'a Subscription) -> SubscriptionView<'a> {
+        let approver = s
+            .approver
+            .as_deref()
+            .and_then(|a| serde_json::from_str::<Value>(a).ok())
+            .map(|mut a| {
+                if a.get("jobTitle").is_none() {
+                    a["jobTitle"] = Value::Null;
+                }
+                a
+            });
+        SubscriptionView {
+            address: s.address.as_deref(),
+            approver,
+            auto_renew: s.auto_renew,
+            cert_validity: s.cert_validity,
+            city: s.city.as_deref(),
+            country: s.country.as_deref(),
+            created_date: format_rtr(s.created_at),
+            directory_url: app.directory_url(&s.product),
+            domain_names: &s.domain_names,
+            expiry_date: format_rtr(s.expiry_date),
+            id: s.id,
+            org_valid_until: s.org_valid_until.map(format_rtr),
+            organization: s.organization.as_deref(),
+            period: s.period,
+            postal_code: s.postal_code.as_deref(),
+            product: &s.product,
+            state: s.state.as_deref(),
+            status: &s.status,
+            updated_date: s.updated_at.map(format_rtr),
         }
-        v["approver"] = a;
     }
-    v
+}
+
+/// The subscription as a `Value`, for `fields` projection and single responses.
+pub(crate) fn subscription_json(app: &App, s: &Subscription) -> Value {
+    serde_json::to_value(SubscriptionView::new(app, s)).unwrap_or(Value::Null)
 }
 
 fn with_process(status: StatusCode, process_id: i64, body: Option<Value>) -> Response {
@@ -132,23 +163,31 @@ async fn create(
     }
 }
 
-async fn list(State(app): State<App>, Auth(caller): Auth, raw: RawQuery) -> RtrResult<Json<Value>> {
+async fn list(State(app): State<App>, Auth(caller): Auth, raw: RawQuery) -> RtrResult<Response> {
     let req = list::parse(&raw, &SUBSCRIPTIONS, &[])?;
     let page = app
         .db()
         .list(&SUBSCRIPTIONS, Some(caller.customer_id), &req.query)
         .await
         .map_err(AppError::from)?;
-    let mut entities = Vec::with_capacity(page.rows.len());
-    for r in &page.rows {
-        let s = subscription_from_row(r).map_err(AppError::from)?;
-        entities.push(list::project(
-            subscription_json(&app, &s),
-            &req.fields,
-            IDENTIFYING,
-        ));
+    let subs = page
+        .rows
+        .iter()
+        .map(subscription_from_row)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(AppError::from)?;
+    if req.fields.is_none() {
+        let views: Vec<_> = subs
+            .iter()
+            .map(|s| SubscriptionView::new(&app, s))
+            .collect();
+        return Ok(Json(list::envelope(views, &req.query, page.total)).into_response());
     }
-    Ok(Json(list::envelope(entities, &req.query, page.total)))
+    let entities: Vec<Value> = subs
+        .iter()
+        .map(|s| list::project(subscription_json(&app, s), &req.fields, IDENTIFYING))
+        .collect();
+    Ok(Json(list::envelope(entities, &req.query, page.total)).into_response())
 }
 
 async fn get_one(

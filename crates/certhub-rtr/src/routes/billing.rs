@@ -46,7 +46,7 @@ pub(crate) async fn list(
     State(app): State<App>,
     Auth(caller): Auth,
     raw: RawQuery,
-) -> RtrResult<Json<Value>> {
+) -> RtrResult<Json<list::Envelope<Value>>> {
     let req = list::parse(&raw, &TRANSACTIONS, &[])?;
     let page = app
         .db()

@@ -169,7 +169,11 @@ pub fn certificate_json(c: &CertificateRow, full: bool) -> Value {
     v
 }
 
-async fn list(State(app): State<App>, Auth(caller): Auth, raw: RawQuery) -> RtrResult<Json<Value>> {
+async fn list(
+    State(app): State<App>,
+    Auth(caller): Auth,
+    raw: RawQuery,
+) -> RtrResult<Json<list::Envelope<Value>>> {
     let req = list::parse(&raw, &CERTIFICATES, &[])?;
     let page = app
         .db()

@@ -77,7 +77,7 @@ pub(crate) async fn notifications(
     Auth(caller): Auth,
     Path(customer): Path<String>,
     raw: RawQuery,
-) -> RtrResult<Json<Value>> {
+) -> RtrResult<Json<list::Envelope<Value>>> {
     app.check_handle(&caller, &customer)?;
     let req = list::parse(&raw, &NOTIFICATIONS, &[])?;
     let page = app

@@ -78,7 +78,7 @@ pub(crate) async fn list(
     State(app): State<App>,
     Auth(_): Auth,
     raw: RawQuery,
-) -> RtrResult<Json<Value>> {
+) -> RtrResult<Json<list::Envelope<Value>>> {
     let req = list::parse(&raw, &PRODUCTS, &[])?;
     let q = &req.query;
     let mut all: Vec<Value> = app
