@@ -198,10 +198,14 @@ fn redact(url: &str) -> String {
     }
 }
 
-async fn serve_cmd(g: &Global, opts: ServeOpts) -> anyhow::Result<()> {
+async fn serve_cmd(g: &Global, mut opts: ServeOpts) -> anyhow::Result<()> {
+    // Bind before the default public and PKI URLs are derived from the
+    // address, so that `--listen HOST:0` serves on, and advertises, the port
+    // the system picked.
+    let listener = serve::bind(&bootstrap::resolve(g, &opts)?.listen).await?;
+    opts.listen = Some(listener.local_addr()?.to_string());
     let (app, r) = bootstrap::open(g, &opts).await?;
     let tls = serve::tls_config(&app)?;
-    let listener = serve::bind(&r.listen).await?;
     let full = serve::app_router(app.clone());
     let plain = serve::pki_only_router(app.clone());
     tracing::info!(

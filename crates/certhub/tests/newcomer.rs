@@ -165,3 +165,37 @@ async fn first_start_admin_commands_and_restart() {
     assert_eq!(balance(dir, port, key).await, 100_001);
     assert!(!serve.log().contains("panicked"), "{}", serve.log());
 }
+
+/// `--listen 127.0.0.1:0`: the system picks the port, and the server says
+/// which, in its start-up line and in the URLs it hands out.
+#[tokio::test(flavor = "multi_thread")]
+async fn port_zero_serves_and_advertises_the_picked_port() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = command(tmp.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn certhub serve");
+    let stderr = child.stderr.take().unwrap();
+    let line = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("certhub listening on"))
+        .expect("the start-up line");
+    let _ = child.kill();
+    let _ = child.wait();
+    // "certhub listening on https://127.0.0.1:PORT (public URL https://localhost:PORT), ..."
+    let port = |after: &str| -> u16 {
+        let rest = &line[line.find(after).expect(after) + after.len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let bound = port("https://127.0.0.1:");
+    assert_ne!(bound, 0, "{line}");
+    assert_eq!(port("https://localhost:"), bound, "{line}");
+}
