@@ -1,8 +1,6 @@
 //! Naming certhub's certificates the RFC 9773 way: (AKI key identifier,
 //! serial) ↔ (issuer id, stored serial hex).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use certhub_app::acme::{CertRef, Problem, parse_cert_id};
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
@@ -59,22 +57,8 @@ impl St {
         if !rest.is_empty() {
             return Err(Problem::malformed("trailing data after the certificate"));
         }
-        let aki = cert
-            .tbs_certificate
-            .extensions()
-            .iter()
-            .find_map(|e| match e.parsed_extension() {
-                ParsedExtension::AuthorityKeyIdentifier(a) => {
-                    a.key_identifier.as_ref().map(|k| k.0.to_vec())
-                }
-                _ => None,
-            })
+        let id = certhub_ca::ari_cert_id(&cert)
             .ok_or_else(|| Problem::not_found("the certificate was not issued by this CA"))?;
-        let id = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(&aki),
-            URL_SAFE_NO_PAD.encode(cert.tbs_certificate.raw_serial())
-        );
         self.cert_ref(&id).await
     }
 }

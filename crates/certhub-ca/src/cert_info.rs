@@ -8,6 +8,26 @@ use crate::keys::KeyAlg;
 use crate::profile::key_id;
 use crate::{CaError, oids};
 
+/// The RFC 9773 CertID of a certificate: base64url(AKI keyIdentifier) "."
+/// base64url(serial DER content). None without an AKI keyIdentifier.
+pub fn ari_cert_id(cert: &X509Certificate<'_>) -> Option<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let aki =
+        cert.tbs_certificate
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::AuthorityKeyIdentifier(a) => a.key_identifier.as_ref(),
+                _ => None,
+            })?;
+    Some(format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(aki.0),
+        URL_SAFE_NO_PAD.encode(cert.tbs_certificate.raw_serial())
+    ))
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct CertInfo {
     pub subject_der: Vec<u8>,

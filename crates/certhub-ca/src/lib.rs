@@ -22,6 +22,7 @@ pub use ca::{
     Ca, IssueRequest, IssuedCert, IssuerSigner, MAX_NAMES, OrgSubject, Profile, random_serial,
     validity_max_days, validity_window,
 };
+pub use cert_info::ari_cert_id;
 pub use crl::{CRL_VALIDITY_SECS, RevocationReason, RevokedEntry};
 pub use csr::{CsrError, CsrErrorKind, KeyPolicy, ParsedCsr, check_names, parse_csr};
 pub use foreign::{ForeignCert, parse_foreign_certificate};

@@ -31,7 +31,7 @@ use certhub_jose::{Alg, MacAlg, b64};
 use certhub_store::list::FieldType;
 use num_bigint::BigUint;
 use serde_json::{Value, json};
-use x509_parser::prelude::{FromDer as _, ParsedExtension, X509Certificate};
+use x509_parser::prelude::{FromDer as _, X509Certificate};
 
 type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
@@ -853,22 +853,7 @@ fn leaf_certificate() -> Res<Leaf> {
     ]));
     let der = params.signed_by(&key, &issuer)?.der().to_vec();
     let (_, cert) = X509Certificate::from_der(&der)?;
-    let aki = cert
-        .tbs_certificate
-        .extensions()
-        .iter()
-        .find_map(|e| match e.parsed_extension() {
-            ParsedExtension::AuthorityKeyIdentifier(a) => {
-                a.key_identifier.as_ref().map(|k| k.0.to_vec())
-            }
-            _ => None,
-        })
-        .ok_or("the leaf has no AKI")?;
-    let cert_id = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(aki),
-        URL_SAFE_NO_PAD.encode(cert.tbs_certificate.raw_serial())
-    );
+    let cert_id = certhub_ca::ari_cert_id(&cert).ok_or("the leaf has no AKI")?;
     Ok(Leaf { der, cert_id })
 }
 

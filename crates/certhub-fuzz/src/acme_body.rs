@@ -17,7 +17,7 @@ use certhub_domain::time::{format_rtr, parse_rfc3339};
 use certhub_jose::verify_eab;
 use serde::Deserialize;
 use serde_json::Value;
-use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::{EAB_KID, EAB_MAC_KEY, NEW_ACCOUNT_URL, account_jwk};
 
@@ -137,23 +137,14 @@ fn revoke(r: &Revoke) {
     let Ok((_, cert)) = X509Certificate::from_der(&der) else {
         return;
     };
-    let aki = cert
-        .tbs_certificate
-        .extensions()
-        .iter()
-        .find_map(|e| match e.parsed_extension() {
-            ParsedExtension::AuthorityKeyIdentifier(a) => {
-                a.key_identifier.as_ref().map(|k| k.0.to_vec())
-            }
-            _ => None,
-        });
-    let Some(aki) = aki else { return };
-    let serial = cert.tbs_certificate.raw_serial();
-    let id = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(&aki),
-        URL_SAFE_NO_PAD.encode(serial)
-    );
+    let Some(id) = certhub_ca::ari_cert_id(&cert) else {
+        return;
+    };
+    let (aki_b64, serial_b64) = id.split_once('.').expect("a CertID has a dot");
+    let aki = URL_SAFE_NO_PAD.decode(aki_b64).expect("base64url AKI");
+    let serial = URL_SAFE_NO_PAD
+        .decode(serial_b64)
+        .expect("base64url serial");
     // The CertID built from a certificate names that certificate again.
     match parse_cert_id(&id) {
         Ok((parsed_aki, _)) => assert_eq!(parsed_aki, aki),
