@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::body::{Body, to_bytes};
+use axum::body::{Body, HttpBody, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
@@ -50,11 +50,20 @@ pub(crate) async fn layer(State(st): State<St>, req: Request, next: Next) -> Res
     if !resp.status().is_client_error() {
         return resp;
     }
+    // Only a body of known size is read (it cannot then fail half way):
+    // anything else goes out untouched, unrecorded.
+    if HttpBody::size_hint(resp.body())
+        .exact()
+        .is_none_or(|n| n > MAX_PROBLEM_BODY as u64)
+    {
+        tracing::warn!(%subject, "problem document not recorded (streamed or too large)");
+        return resp;
+    }
     let (parts, body) = resp.into_parts();
     let bytes = match to_bytes(body, MAX_PROBLEM_BODY).await {
         Ok(b) => b,
         Err(e) => {
-            tracing::error!(error = %e, %subject, "cannot read a problem document");
+            tracing::error!(error = %e, %subject, "a problem document of known size could not be read");
             return Response::from_parts(parts, Body::empty());
         }
     };

@@ -78,7 +78,6 @@ pub async fn layer(State(app): State<App>, req: Request, next: Next) -> Response
                 .idempotency_find(claim.api_key_id, &claim.key, &claim.request_hash)
                 .await
             {
-                Ok(Found::Absent) => answer(Found::Executing),
                 Ok(found) => answer(found),
                 Err(e) => RtrError::from(e).into_response(),
             }
@@ -93,6 +92,8 @@ fn answer(found: Found) -> Response {
             "this Idempotency-Key was used for a different request in the last 24 hours",
         )
         .into_response(),
+        // Absent after a lost claim: the winner's transaction is still
+        // committing (or rolled back); either way, retry shortly.
         Found::Executing | Found::Absent => RtrError::from(certhub_app::AppError::Unavailable {
             message: "a request with this Idempotency-Key is being executed; retry shortly".into(),
             retry_after: 1,
@@ -106,19 +107,17 @@ fn answer(found: Found) -> Response {
     }
 }
 
-/// Buffers the claiming request's response, stores it, and sends it on.
+/// Buffers the claiming request's response, stores it, and sends it on. A
+/// response that cannot be buffered goes out unrecorded: the change is
+/// committed, and a retry is told that its response was lost.
 async fn record(app: &App, claim: &Claim, resp: Response) -> Response {
-    let (parts, body) = resp.into_parts();
-    let bytes = match to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot buffer a response for its Idempotency-Key");
-            return RtrError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalSRSError",
-                "the response could not be recorded",
-            )
-            .into_response();
+    let (parts, bytes) = match crate::buffer::response(resp, MAX_BODY).await {
+        Ok(read) => read,
+        Err(resp) => {
+            tracing::warn!(
+                "a response not recorded for its Idempotency-Key (streamed or too large)"
+            );
+            return resp;
         }
     };
     let headers = KEPT_HEADERS

@@ -5,6 +5,7 @@
 //! strict JSON bodies, trailing slashes and timestamps.
 
 pub mod body;
+mod buffer;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

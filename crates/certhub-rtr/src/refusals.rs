@@ -2,7 +2,7 @@
 //! was given (`certhub_app::refusals`). Only authenticated callers: a 401 says
 //! nothing about a customer, and 429s come in floods (they are metrics).
 
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
@@ -45,10 +45,12 @@ pub async fn layer(State(app): State<App>, req: Request, next: Next) -> Response
     }) else {
         return resp;
     };
-    let (parts, body) = resp.into_parts();
-    let Ok(bytes) = to_bytes(body, MAX_ERROR_BODY).await else {
-        tracing::warn!(%subject, "refusal body too large to record");
-        return Response::from_parts(parts, Body::empty());
+    let (parts, bytes) = match crate::buffer::response(resp, MAX_ERROR_BODY).await {
+        Ok(read) => read,
+        Err(resp) => {
+            tracing::warn!(%subject, "refusal body not recorded (streamed or too large)");
+            return resp;
+        }
     };
     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let reason = format!(
