@@ -475,13 +475,16 @@ impl Db {
 
     /// Records a validation result and moves the orders that waited for it:
     /// ready when all their authorisations are valid, invalid on failure.
+    /// Records a validation result. `failure` is (problem document JSON,
+    /// the refusal's reason for the audit trail).
     pub async fn acme_finish_challenge(
         &self,
         authz_id: i64,
-        error: Option<&str>,
+        failure: Option<(&str, &str)>,
         now: i64,
         valid_until: i64,
     ) -> Result<()> {
+        let error = failure.map(|(problem, _)| problem);
         let mut tx = self.begin().await?;
         let (status, expires) = match error {
             None => ("valid", valid_until),
@@ -518,7 +521,8 @@ impl Db {
             Some(e) => {
                 self.acme_orders_invalid(&mut tx, authz_id, Some(e), now)
                     .await?;
-                self.audit_failed_challenge(&mut tx, authz_id, e, now)
+                let reason = failure.map_or("", |(_, reason)| reason);
+                self.audit_failed_challenge(&mut tx, authz_id, reason, now)
                     .await?;
             }
         }
@@ -532,7 +536,7 @@ impl Db {
         &self,
         tx: &mut Tx,
         authz_id: i64,
-        problem_json: &str,
+        reason: &str,
         now: i64,
     ) -> Result<()> {
         let customer: Option<i64> = sqlx::query_scalar(self.sql(
@@ -541,15 +545,6 @@ impl Db {
         .bind(authz_id)
         .fetch_optional(&mut **tx)
         .await?;
-        let p: serde_json::Value = serde_json::from_str(problem_json).unwrap_or_default();
-        let reason = format!(
-            "{}: {}",
-            p["type"]
-                .as_str()
-                .unwrap_or("")
-                .trim_start_matches("urn:ietf:params:acme:error:"),
-            p["detail"].as_str().unwrap_or(problem_json)
-        );
         self.audit(
             tx,
             now,
@@ -557,7 +552,7 @@ impl Db {
             customer,
             "refusal",
             &format!("authz {authz_id}"),
-            &reason,
+            reason,
         )
         .await
     }

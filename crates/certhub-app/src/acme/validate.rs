@@ -40,31 +40,36 @@ pub(crate) async fn run(app: App, authz: AcmeAuthz, jwk: Jwk, account_url: Strin
             .await;
     }
     let now = app.now();
-    let error = result.as_ref().err().map(|e| {
+    // (problem document, audit reason) of a failure.
+    let failure = result.as_ref().err().map(|e| {
         let shown = if authz.wildcard {
             format!("*.{domain}")
         } else {
             domain.to_string()
         };
-        json!({
+        let detail = format!("{kind} for {shown}: {}", e.detail);
+        let reason = format!("{}: {detail}", e.kind.acme_type());
+        let problem = json!({
             "type": e.acme_urn(),
-            "detail": format!("{kind} for {shown}: {}", e.detail),
+            "detail": detail,
             "status": 403,
             "identifier": {"type": "dns", "value": domain},
         })
-        .to_string()
+        .to_string();
+        (problem, reason)
     });
-    match &error {
+    match &failure {
         None => tracing::info!(authz = authz.id, %domain, %kind, "ACME challenge validated"),
-        Some(e) => {
-            tracing::info!(authz = authz.id, %domain, %kind, error = %e, "ACME challenge failed");
+        Some((problem, _)) => {
+            tracing::info!(authz = authz.id, %domain, %kind, error = %problem, "ACME challenge failed");
             app.record_failed_validation(authz.account_id, domain).await;
         }
     }
     let until = now + valid_authz_secs(app.va().config().authz_reuse_days);
+    let failure = failure.as_ref().map(|(p, r)| (p.as_str(), r.as_str()));
     if let Err(e) = app
         .db()
-        .acme_finish_challenge(authz.id, error.as_deref(), now, until)
+        .acme_finish_challenge(authz.id, failure, now, until)
         .await
     {
         tracing::error!(authz = authz.id, error = %e, "cannot record the validation result");
