@@ -13,8 +13,12 @@ impl FromRequestParts<App> for Auth {
     type Rejection = RtrError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Auth, RtrError> {
-        let key = api_key(&parts.headers)?;
-        let caller = app.authenticate(key).await?;
+        // A layer that already authenticated this request (idempotency)
+        // leaves the caller in the extensions: one lookup per request.
+        let caller = match parts.extensions.get::<Caller>() {
+            Some(c) => c.clone(),
+            None => app.authenticate(api_key(&parts.headers)?).await?,
+        };
         // Limited after authentication: unknown keys cannot exhaust a real key's budget.
         app.rate_limit(
             certhub_app::ratelimit::Scope::ApiKey,

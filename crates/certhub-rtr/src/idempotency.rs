@@ -51,7 +51,8 @@ pub async fn layer(State(app): State<App>, req: Request, next: Next) -> Response
     let Some(caller) = caller else {
         return next.run(req).await;
     };
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    parts.extensions.insert(caller.clone());
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
         return RtrError::validation("request body too large").into_response();
     };
