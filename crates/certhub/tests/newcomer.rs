@@ -53,7 +53,10 @@ struct Serve {
 
 impl Serve {
     fn start(dir: &Path, port: u16) -> Serve {
-        let log = dir.join(format!("serve-{}.log", Instant::now().elapsed().as_nanos()));
+        // One log per start, so a restart does not truncate the first one.
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = dir.join(format!("serve-{n}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = command(dir)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
