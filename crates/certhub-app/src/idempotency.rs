@@ -73,11 +73,7 @@ pub fn request_hash(method: &str, path_and_query: &str, body: &[u8]) -> String {
     ] {
         ctx.update(part);
     }
-    ctx.finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    certhub_ca::hex_lower(ctx.finish().as_ref())
 }
 
 impl App {
