@@ -6,7 +6,9 @@
 #   bench/compare.sh                      # 400 orders at 8 clients (CONCS="8 32": see BENCHMARKS.md)
 #   ORDERS=1000 CONCS="8 64" bench/compare.sh
 #   SKIP_PG=1 SKIP_BUILD=1 bench/compare.sh
+#   SKIP_PEBBLE=1 SKIP_PG=1 bench/compare.sh   # certhub on SQLite only (ratios print "-")
 #   REST=1 SEED=1000000 bench/compare.sh  # also the REST figures (1M subscriptions)
+#   PERF=1 ...                            # also perf record each server under load ($WORK/LABEL-C.perf.data)
 #
 # Needs: pebble (Debian package; installed with apt-get if missing), openssl,
 # curl, and for PostgreSQL a server on 127.0.0.1:5432 (user postgres).
@@ -71,14 +73,22 @@ run_load() { # LABEL PID DIRECTORY KID HMAC CA
     local label=$1 pid=$2 dir=$3 kid=$4 hmac=$5 ca=$6
     for c in $CONCS; do
         log "$label: $ORDERS orders at $c clients"
+        local perf_pid=
+        if [ "${PERF:-0}" = 1 ]; then # sample the server during the load
+            perf record -F 999 -g -o "$WORK/$label-$c.perf.data" -p "$pid" 2>/dev/null &
+            perf_pid=$!
+            sleep 0.5
+        fi
         "$BIN/certhub-bench" acme --directory "$dir" --eab-kid "$kid" --eab-hmac "$hmac" \
             --ca-cert "$ca" --concurrency "$c" --server-pid "$pid" --label "$label" \
             "${BENCH_OPTS[@]}" | tee "$WORK/$label-$c.txt" >&2
         grep '^SUMMARY' "$WORK/$label-$c.txt" >>"$RESULTS"
+        if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
     done
 }
 
 # ---------------------------------------------------------------- Pebble
+if [ "${SKIP_PEBBLE:-0}" != 1 ]; then
 log "starting pebble"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
     -subj "/CN=bench root" -keyout "$WORK/pebble-root.key" -out "$WORK/pebble-root.pem" 2>/dev/null
@@ -107,6 +117,7 @@ PIDS+=("$PEBBLE_PID")
 wait_for "https://localhost:$PEBBLE_PORT/dir" --cacert "$WORK/pebble-root.pem"
 run_load pebble "$PEBBLE_PID" "https://localhost:$PEBBLE_PORT/dir" bench-kid "$HMAC" "$WORK/pebble-root.pem"
 kill "$PEBBLE_PID"; wait "$PEBBLE_PID" 2>/dev/null || true
+fi
 
 # ---------------------------------------------------------------- certhub
 # Starts certhub on DB_URL, creates a customer, API key and a subscription

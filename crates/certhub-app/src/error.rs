@@ -93,6 +93,13 @@ impl From<certhub_store::StoreError> for AppError {
             } => AppError::InsufficientCredit(format!(
                 "insufficient credit: {needed} {currency} cents needed, {balance} available"
             )),
+            S::Busy(_) => {
+                tracing::warn!(error = %e, "store overloaded");
+                AppError::Unavailable {
+                    message: "the service is busy; retry shortly".into(),
+                    retry_after: 1,
+                }
+            }
             S::Db(ref db) if is_overload(db) => {
                 tracing::warn!(error = %e, "store overloaded");
                 AppError::Unavailable {

@@ -4,9 +4,7 @@
 //! Reads that every request needs (an account with its subscription) are one
 //! joined statement, so the hot path costs one round trip.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
+use crate::read::{Arg, Cols};
 use crate::{Db, Dialect, Result, StoreError, Tx, from_json, to_json};
 
 /// The durable job that (re)runs a started challenge validation.
@@ -123,76 +121,76 @@ macro_rules! sub_cols {
     };
 }
 
-fn account_from(r: &AnyRow) -> Result<AcmeAccount> {
+fn account_from(r: &impl Cols) -> Result<AcmeAccount> {
     Ok(AcmeAccount {
-        id: r.try_get("a_id")?,
-        product: r.try_get("a_product")?,
-        subscription_id: r.try_get("a_subscription_id")?,
-        customer_id: r.try_get("a_customer_id")?,
-        thumbprint: r.try_get("a_thumbprint")?,
-        jwk: r.try_get("a_jwk")?,
-        contact: from_json(&r.try_get::<String, _>("a_contact")?)?,
-        status: r.try_get("a_status")?,
-        eab_kid: r.try_get("a_eab_kid")?,
-        created_at: r.try_get("a_created_at")?,
-        updated_at: r.try_get("a_updated_at")?,
+        id: r.col("a_id")?,
+        product: r.col("a_product")?,
+        subscription_id: r.col("a_subscription_id")?,
+        customer_id: r.col("a_customer_id")?,
+        thumbprint: r.col("a_thumbprint")?,
+        jwk: r.col("a_jwk")?,
+        contact: from_json(&r.col::<String>("a_contact")?)?,
+        status: r.col("a_status")?,
+        eab_kid: r.col("a_eab_kid")?,
+        created_at: r.col("a_created_at")?,
+        updated_at: r.col("a_updated_at")?,
     })
 }
 
-fn sub_from(r: &AnyRow) -> Result<AcmeSubscription> {
+fn sub_from(r: &impl Cols) -> Result<AcmeSubscription> {
     Ok(AcmeSubscription {
-        id: r.try_get("s_id")?,
-        customer_id: r.try_get("s_customer_id")?,
-        customer: r.try_get("s_customer")?,
-        product: r.try_get("s_product")?,
-        domain_names: from_json(&r.try_get::<String, _>("s_domain_names")?)?,
-        status: r.try_get("s_status")?,
-        deleted: r.try_get::<Option<i64>, _>("s_deleted_at")?.is_some(),
-        expiry_date: r.try_get("s_expiry_date")?,
-        auto_renew: r.try_get::<i64, _>("s_auto_renew")? != 0,
-        org_process_id: r.try_get("s_org_process_id")?,
-        approved_organization: r.try_get("s_approved_organization")?,
-        approved_country: r.try_get("s_approved_country")?,
-        approved_state: r.try_get("s_approved_state")?,
-        approved_city: r.try_get("s_approved_city")?,
+        id: r.col("s_id")?,
+        customer_id: r.col("s_customer_id")?,
+        customer: r.col("s_customer")?,
+        product: r.col("s_product")?,
+        domain_names: from_json(&r.col::<String>("s_domain_names")?)?,
+        status: r.col("s_status")?,
+        deleted: r.col::<Option<i64>>("s_deleted_at")?.is_some(),
+        expiry_date: r.col("s_expiry_date")?,
+        auto_renew: r.col::<i64>("s_auto_renew")? != 0,
+        org_process_id: r.col("s_org_process_id")?,
+        approved_organization: r.col("s_approved_organization")?,
+        approved_country: r.col("s_approved_country")?,
+        approved_state: r.col("s_approved_state")?,
+        approved_city: r.col("s_approved_city")?,
     })
 }
 
-fn authz_from(r: &AnyRow) -> Result<AcmeAuthz> {
+fn authz_from(r: &impl Cols) -> Result<AcmeAuthz> {
     Ok(AcmeAuthz {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        identifier: r.try_get("identifier")?,
-        wildcard: r.try_get::<i64, _>("wildcard")? != 0,
-        status: r.try_get("status")?,
-        token: r.try_get("token")?,
-        expires_at: r.try_get("expires_at")?,
-        chall_type: r.try_get("chall_type")?,
-        chall_status: r.try_get("chall_status")?,
-        chall_error: r.try_get("chall_error")?,
-        validated_at: r.try_get("validated_at")?,
-        created_at: r.try_get("created_at")?,
+        id: r.col("id")?,
+        account_id: r.col("account_id")?,
+        identifier: r.col("identifier")?,
+        wildcard: r.col::<i64>("wildcard")? != 0,
+        status: r.col("status")?,
+        token: r.col("token")?,
+        expires_at: r.col("expires_at")?,
+        chall_type: r.col("chall_type")?,
+        chall_status: r.col("chall_status")?,
+        chall_error: r.col("chall_error")?,
+        validated_at: r.col("validated_at")?,
+        created_at: r.col("created_at")?,
     })
 }
 
-fn order_from(r: &AnyRow) -> Result<AcmeOrder> {
+fn order_from(r: &impl Cols) -> Result<AcmeOrder> {
     Ok(AcmeOrder {
-        id: r.try_get("id")?,
-        account_id: r.try_get("account_id")?,
-        subscription_id: r.try_get("subscription_id")?,
-        status: r.try_get("status")?,
-        identifiers: from_json(&r.try_get::<String, _>("identifiers")?)?,
-        ident_key: r.try_get("ident_key")?,
-        authz_ids: from_json(&r.try_get::<String, _>("authz_ids")?)?,
-        not_before: r.try_get("not_before")?,
-        not_after: r.try_get("not_after")?,
-        replaces: r.try_get("replaces")?,
-        replaces_cert_id: r.try_get("replaces_cert_id")?,
-        expires_at: r.try_get("expires_at")?,
-        error: r.try_get("error")?,
-        certificate_id: r.try_get("certificate_id")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
+        id: r.col("id")?,
+        account_id: r.col("account_id")?,
+        subscription_id: r.col("subscription_id")?,
+        status: r.col("status")?,
+        identifiers: from_json(&r.col::<String>("identifiers")?)?,
+        ident_key: r.col("ident_key")?,
+        authz_ids: from_json(&r.col::<String>("authz_ids")?)?,
+        not_before: r.col("not_before")?,
+        not_after: r.col("not_after")?,
+        replaces: r.col("replaces")?,
+        replaces_cert_id: r.col("replaces_cert_id")?,
+        expires_at: r.col("expires_at")?,
+        error: r.col("error")?,
+        certificate_id: r.col("certificate_id")?,
+        created_at: r.col("created_at")?,
+        updated_at: r.col("updated_at")?,
     })
 }
 
@@ -201,15 +199,13 @@ impl Db {
 
     /// An account with its subscription (one round trip per request).
     pub async fn acme_account(&self, id: i64) -> Result<Option<(AcmeAccount, AcmeSubscription)>> {
-        let row = sqlx::query(self.sql(concat!(
+        let row = self.read_optional(concat!(
             "SELECT ",
             account_cols!(),
             ", ",
             sub_cols!(),
             " FROM acme_accounts a JOIN subscriptions s ON s.id = a.subscription_id WHERE a.id = ?"
-        )))
-        .bind(id)
-        .fetch_optional(self.pool())
+        ), &[Arg::Int(id)])
         .await?;
         row.as_ref()
             .map(|r| Ok((account_from(r)?, sub_from(r)?)))
@@ -222,16 +218,17 @@ impl Db {
         product: &str,
         thumbprint: &str,
     ) -> Result<Option<(AcmeAccount, AcmeSubscription)>> {
-        let row = sqlx::query(self.sql(concat!(
-            "SELECT ",
-            account_cols!(),
-            ", ",
-            sub_cols!(),
-            " FROM acme_accounts a JOIN subscriptions s ON s.id = a.subscription_id WHERE a.product = ? AND a.thumbprint = ?"
-        )))
-            .bind(product.to_string())
-            .bind(thumbprint.to_string())
-            .fetch_optional(self.pool())
+        let row = self
+            .read_optional(
+                concat!(
+                    "SELECT ",
+                    account_cols!(),
+                    ", ",
+                    sub_cols!(),
+                    " FROM acme_accounts a JOIN subscriptions s ON s.id = a.subscription_id WHERE a.product = ? AND a.thumbprint = ?"
+                ),
+                &[Arg::from(product), Arg::from(thumbprint)],
+            )
             .await?;
         row.as_ref()
             .map(|r| Ok((account_from(r)?, sub_from(r)?)))
@@ -243,16 +240,18 @@ impl Db {
         &self,
         kid: &str,
     ) -> Result<Option<(AcmeSubscription, Vec<u8>)>> {
-        let row = sqlx::query(self.sql(concat!(
-            "SELECT ",
-            sub_cols!(),
-            ", s.eab_hmac_sealed AS s_hmac FROM subscriptions s WHERE s.eab_kid = ?"
-        )))
-        .bind(kid.to_string())
-        .fetch_optional(self.pool())
-        .await?;
+        let row = self
+            .read_optional(
+                concat!(
+                    "SELECT ",
+                    sub_cols!(),
+                    ", s.eab_hmac_sealed AS s_hmac FROM subscriptions s WHERE s.eab_kid = ?"
+                ),
+                &[Arg::from(kid)],
+            )
+            .await?;
         row.as_ref()
-            .map(|r| Ok((sub_from(r)?, r.try_get::<Vec<u8>, _>("s_hmac")?)))
+            .map(|r| Ok((sub_from(r)?, r.col::<Vec<u8>>("s_hmac")?)))
             .transpose()
     }
 
@@ -380,9 +379,8 @@ impl Db {
     // ------------------------------------------------------------ authorisations
 
     pub async fn acme_authz(&self, id: i64) -> Result<Option<AcmeAuthz>> {
-        let row = sqlx::query(self.sql("SELECT * FROM acme_authzs WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(self.pool())
+        let row = self
+            .read_optional("SELECT * FROM acme_authzs WHERE id = ?", &[Arg::Int(id)])
             .await?;
         row.as_ref().map(authz_from).transpose()
     }
@@ -396,11 +394,8 @@ impl Db {
             "SELECT * FROM acme_authzs WHERE id IN ({})",
             placeholders(ids.len())
         );
-        let mut q = sqlx::query(self.sql_dyn(&sql));
-        for id in ids {
-            q = q.bind(*id);
-        }
-        let rows = q.fetch_all(self.pool()).await?;
+        let args: Vec<Arg> = ids.iter().map(|id| Arg::Int(*id)).collect();
+        let rows = self.read_all_dyn(&sql, &args).await?;
         rows.iter().map(authz_from).collect()
     }
 
@@ -612,9 +607,8 @@ impl Db {
     // ------------------------------------------------------------ orders
 
     pub async fn acme_order(&self, id: i64) -> Result<Option<AcmeOrder>> {
-        let row = sqlx::query(self.sql("SELECT * FROM acme_orders WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(self.pool())
+        let row = self
+            .read_optional("SELECT * FROM acme_orders WHERE id = ?", &[Arg::Int(id)])
             .await?;
         row.as_ref().map(order_from).transpose()
     }
@@ -740,26 +734,25 @@ impl Db {
         issuer_id: &str,
         serial_hex: &str,
     ) -> Result<Option<AriFacts>> {
-        let row = sqlx::query(self.sql(
-            "SELECT c.id, c.product, c.start_date, c.expiry_date, c.revoked_at, c.acme_account_id, c.replaced_by, \
-             s.auto_renew AS s_auto_renew, s.expiry_date AS s_expiry_date FROM certificates c \
-             LEFT JOIN subscriptions s ON s.id = c.subscription_id WHERE c.issuer_id = ? AND c.serial_hex = ?",
-        ))
-        .bind(issuer_id.to_string())
-        .bind(serial_hex.to_string())
-        .fetch_optional(self.pool())
-        .await?;
+        let row = self
+            .read_optional(
+                "SELECT c.id, c.product, c.start_date, c.expiry_date, c.revoked_at, c.acme_account_id, c.replaced_by, \
+                 s.auto_renew AS s_auto_renew, s.expiry_date AS s_expiry_date FROM certificates c \
+                 LEFT JOIN subscriptions s ON s.id = c.subscription_id WHERE c.issuer_id = ? AND c.serial_hex = ?",
+                &[Arg::from(issuer_id), Arg::from(serial_hex)],
+            )
+            .await?;
         let Some(r) = row else { return Ok(None) };
-        let auto: Option<i64> = r.try_get("s_auto_renew")?;
-        let end: Option<i64> = r.try_get("s_expiry_date")?;
+        let auto: Option<i64> = r.col("s_auto_renew")?;
+        let end: Option<i64> = r.col("s_expiry_date")?;
         Ok(Some(AriFacts {
-            certificate_id: r.try_get("id")?,
-            product: r.try_get("product")?,
-            start_date: r.try_get("start_date")?,
-            expiry_date: r.try_get("expiry_date")?,
-            revoked_at: r.try_get("revoked_at")?,
-            acme_account_id: r.try_get("acme_account_id")?,
-            replaced_by: r.try_get("replaced_by")?,
+            certificate_id: r.col("id")?,
+            product: r.col("product")?,
+            start_date: r.col("start_date")?,
+            expiry_date: r.col("expiry_date")?,
+            revoked_at: r.col("revoked_at")?,
+            acme_account_id: r.col("acme_account_id")?,
+            replaced_by: r.col("replaced_by")?,
             subscription: auto.zip(end).map(|(a, e)| (a != 0, e)),
         }))
     }

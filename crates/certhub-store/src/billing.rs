@@ -2,6 +2,7 @@
 //! caller's transaction, so a charge is committed together with the state
 //! change it pays for, or not at all.
 
+use crate::read::Cols;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -125,19 +126,19 @@ pub static TRANSACTIONS: Resource = Resource {
     counted: None,
 };
 
-pub fn transaction_from_row(r: &sqlx::any::AnyRow) -> Result<Transaction> {
+pub fn transaction_from_row(r: &impl Cols) -> Result<Transaction> {
     Ok(Transaction {
-        id: r.try_get("id")?,
-        customer: r.try_get("customer")?,
-        date: r.try_get("date")?,
-        amount: r.try_get("amount")?,
-        currency: r.try_get("currency")?,
-        process_id: r.try_get("process_id")?,
-        process_type: r.try_get("process_type")?,
-        process_identifier: r.try_get("process_identifier")?,
-        process_action: r.try_get("process_action")?,
-        billables: r.try_get("billables")?,
-        kind: r.try_get("kind")?,
+        id: r.col("id")?,
+        customer: r.col("customer")?,
+        date: r.col("date")?,
+        amount: r.col("amount")?,
+        currency: r.col("currency")?,
+        process_id: r.col("process_id")?,
+        process_type: r.col("process_type")?,
+        process_identifier: r.col("process_identifier")?,
+        process_action: r.col("process_action")?,
+        billables: r.col("billables")?,
+        kind: r.col("kind")?,
     })
 }
 

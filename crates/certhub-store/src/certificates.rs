@@ -1,5 +1,6 @@
 //! Certificates (issued here or imported), CA issuers, CRLs and the OCSP cache.
 
+use crate::read::{Arg, Cols};
 use sqlx::Row;
 
 use crate::list::{Field, FieldType, Resource};
@@ -169,45 +170,45 @@ pub static CERTIFICATES: Resource = Resource {
     counted: Some("certificates"),
 };
 
-pub fn certificate_from_row(r: &sqlx::any::AnyRow) -> Result<CertificateRow> {
+pub fn certificate_from_row(r: &impl Cols) -> Result<CertificateRow> {
     Ok(CertificateRow {
-        id: r.try_get("id")?,
-        customer_id: r.try_get("customer_id")?,
-        process_id: r.try_get("process_id")?,
-        product: r.try_get("product")?,
-        validation_type: r.try_get("validation_type")?,
-        certificate_type: r.try_get("certificate_type")?,
-        domain_name: r.try_get("domain_name")?,
-        san: from_json(&r.try_get::<String, _>("san")?)?,
-        organization: r.try_get("organization")?,
-        department: r.try_get("department")?,
-        address: r.try_get("address")?,
-        city: r.try_get("city")?,
-        state: r.try_get("state")?,
-        postal_code: r.try_get("postal_code")?,
-        country: r.try_get("country")?,
-        coc: r.try_get("coc")?,
-        start_date: r.try_get("start_date")?,
-        expiry_date: r.try_get("expiry_date")?,
-        subscription_end_date: r.try_get("subscription_end_date")?,
-        status: r.try_get("status")?,
-        public_key_algorithm: r.try_get("public_key_algorithm")?,
-        public_key_size: r.try_get("public_key_size")?,
-        csr: r.try_get("csr")?,
-        certificate_der: r.try_get("certificate_der")?,
-        chain_pem: r.try_get("chain_pem")?,
-        fingerprint: r.try_get("fingerprint")?,
-        serial_hex: r.try_get("serial_hex")?,
-        issuer_id: r.try_get("issuer_id")?,
-        key_sha256: r.try_get("key_sha256")?,
-        imported: r.try_get::<i64, _>("imported")? != 0,
-        subscription_id: r.try_get("subscription_id")?,
-        acme_account_id: r.try_get("acme_account_id")?,
-        acme_order_id: r.try_get("acme_order_id")?,
-        replaced_by: r.try_get("replaced_by")?,
-        revoked_at: r.try_get("revoked_at")?,
-        revocation_reason: r.try_get("revocation_reason")?,
-        created_at: r.try_get("created_at")?,
+        id: r.col("id")?,
+        customer_id: r.col("customer_id")?,
+        process_id: r.col("process_id")?,
+        product: r.col("product")?,
+        validation_type: r.col("validation_type")?,
+        certificate_type: r.col("certificate_type")?,
+        domain_name: r.col("domain_name")?,
+        san: from_json(&r.col::<String>("san")?)?,
+        organization: r.col("organization")?,
+        department: r.col("department")?,
+        address: r.col("address")?,
+        city: r.col("city")?,
+        state: r.col("state")?,
+        postal_code: r.col("postal_code")?,
+        country: r.col("country")?,
+        coc: r.col("coc")?,
+        start_date: r.col("start_date")?,
+        expiry_date: r.col("expiry_date")?,
+        subscription_end_date: r.col("subscription_end_date")?,
+        status: r.col("status")?,
+        public_key_algorithm: r.col("public_key_algorithm")?,
+        public_key_size: r.col("public_key_size")?,
+        csr: r.col("csr")?,
+        certificate_der: r.col("certificate_der")?,
+        chain_pem: r.col("chain_pem")?,
+        fingerprint: r.col("fingerprint")?,
+        serial_hex: r.col("serial_hex")?,
+        issuer_id: r.col("issuer_id")?,
+        key_sha256: r.col("key_sha256")?,
+        imported: r.col::<i64>("imported")? != 0,
+        subscription_id: r.col("subscription_id")?,
+        acme_account_id: r.col("acme_account_id")?,
+        acme_order_id: r.col("acme_order_id")?,
+        replaced_by: r.col("replaced_by")?,
+        revoked_at: r.col("revoked_at")?,
+        revocation_reason: r.col("revocation_reason")?,
+        created_at: r.col("created_at")?,
     })
 }
 
@@ -274,9 +275,8 @@ impl Db {
         customer_id: Option<i64>,
         id: i64,
     ) -> Result<Option<CertificateRow>> {
-        let row = sqlx::query(self.sql("SELECT * FROM certificates WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(self.pool())
+        let row = self
+            .read_optional("SELECT * FROM certificates WHERE id = ?", &[Arg::from(id)])
             .await?;
         let c = row.as_ref().map(certificate_from_row).transpose()?;
         Ok(c.filter(|c| customer_id.is_none_or(|x| x == c.customer_id)))
@@ -295,13 +295,15 @@ impl Db {
         issuer_id: &str,
         serial_hex: &str,
     ) -> Result<Option<CertificateRow>> {
-        let row = sqlx::query(
-            self.sql("SELECT * FROM certificates WHERE issuer_id = ? AND serial_hex = ?"),
-        )
-        .bind(issuer_id.to_string())
-        .bind(serial_hex.to_string())
-        .fetch_optional(self.pool())
-        .await?;
+        let row = self
+            .read_optional(
+                "SELECT * FROM certificates WHERE issuer_id = ? AND serial_hex = ?",
+                &[
+                    Arg::from(issuer_id.to_string()),
+                    Arg::from(serial_hex.to_string()),
+                ],
+            )
+            .await?;
         row.as_ref().map(certificate_from_row).transpose()
     }
 
@@ -309,12 +311,11 @@ impl Db {
     /// Leading zeros are ignored on both sides: stored serials keep the DER
     /// bytes' leading zero nibble (`0c…`), while operators paste them without.
     pub async fn certificates_by_serial(&self, serial_hex: &str) -> Result<Vec<CertificateRow>> {
-        let rows =
-            sqlx::query(self.sql(
+        let rows = self
+            .read_all(
                 "SELECT * FROM certificates WHERE ltrim(serial_hex, '0') = ? AND imported = 0",
-            ))
-            .bind(serial_hex.trim_start_matches('0').to_string())
-            .fetch_all(self.pool())
+                &[Arg::from(serial_hex.trim_start_matches('0').to_string())],
+            )
             .await?;
         rows.iter().map(certificate_from_row).collect()
     }
@@ -409,12 +410,13 @@ impl Db {
     }
 
     pub async fn blocked_key_reason(&self, key_sha256: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar(self.sql("SELECT reason FROM blocked_keys WHERE key_sha256 = ?"))
-                .bind(key_sha256.to_string())
-                .fetch_optional(self.pool())
-                .await?,
-        )
+        let row = self
+            .read_optional(
+                "SELECT reason FROM blocked_keys WHERE key_sha256 = ?",
+                &[Arg::from(key_sha256)],
+            )
+            .await?;
+        row.map(|r| r.col("reason")).transpose()
     }
 
     // ---- CA issuers -------------------------------------------------------
@@ -531,11 +533,13 @@ impl Db {
 
     /// (der, next_update) of the stored CRL.
     pub async fn crl(&self, issuer: &str) -> Result<Option<(Vec<u8>, i64)>> {
-        let row = sqlx::query(self.sql("SELECT der, next_update FROM crls WHERE issuer = ?"))
-            .bind(issuer.to_string())
-            .fetch_optional(self.pool())
+        let row = self
+            .read_optional(
+                "SELECT der, next_update FROM crls WHERE issuer = ?",
+                &[Arg::from(issuer.to_string())],
+            )
             .await?;
-        row.map(|r| Ok((r.try_get("der")?, r.try_get("next_update")?)))
+        row.map(|r| Ok((r.col("der")?, r.col("next_update")?)))
             .transpose()
     }
 
@@ -544,14 +548,16 @@ impl Db {
         issuer: &str,
         serial_hex: &str,
     ) -> Result<Option<(Vec<u8>, i64)>> {
-        let row = sqlx::query(self.sql(
-            "SELECT response, produced_at FROM ocsp_cache WHERE issuer = ? AND serial_hex = ?",
-        ))
-        .bind(issuer.to_string())
-        .bind(serial_hex.to_string())
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|r| Ok((r.try_get("response")?, r.try_get("produced_at")?)))
+        let row = self
+            .read_optional(
+                "SELECT response, produced_at FROM ocsp_cache WHERE issuer = ? AND serial_hex = ?",
+                &[
+                    Arg::from(issuer.to_string()),
+                    Arg::from(serial_hex.to_string()),
+                ],
+            )
+            .await?;
+        row.map(|r| Ok((r.col("response")?, r.col("produced_at")?)))
             .transpose()
     }
 
@@ -626,12 +632,11 @@ impl Db {
 
     /// Certificates of any customer, not imported, whose key has this SHA-256 (operator revocation).
     pub async fn certificates_by_key(&self, key_sha256: &str) -> Result<Vec<CertificateRow>> {
-        let rows =
-            sqlx::query(self.sql(
+        let rows = self
+            .read_all(
                 "SELECT * FROM certificates WHERE key_sha256 = ? AND imported = 0 ORDER BY id",
-            ))
-            .bind(key_sha256.to_string())
-            .fetch_all(self.pool())
+                &[Arg::from(key_sha256.to_string())],
+            )
             .await?;
         rows.iter().map(certificate_from_row).collect()
     }

@@ -5,6 +5,7 @@
 //! We store a lookup id (the first 8 bytes of SHA-256 of the key, hex) and
 //! HMAC-SHA256(pepper, key); the comparison is constant-time.
 
+use crate::read::{Arg, Cols};
 use aws_lc_rs::{digest, hmac};
 use base64::Engine;
 use sqlx::Row;
@@ -29,12 +30,12 @@ pub struct ApiKeyInfo {
     pub revoked_at: Option<i64>,
 }
 
-fn customer_from_row(r: &sqlx::any::AnyRow) -> Result<Customer> {
+fn customer_from_row(r: &impl Cols) -> Result<Customer> {
     Ok(Customer {
-        id: r.try_get("id")?,
-        handle: r.try_get("handle")?,
-        currency: r.try_get("currency")?,
-        created_at: r.try_get("created_at")?,
+        id: r.col("id")?,
+        handle: r.col("handle")?,
+        currency: r.col("currency")?,
+        created_at: r.col("created_at")?,
     })
 }
 
@@ -90,22 +91,22 @@ impl Db {
     }
 
     pub async fn customer_by_handle(&self, handle: &str) -> Result<Option<Customer>> {
-        let row = sqlx::query(
-            self.sql("SELECT id, handle, currency, created_at FROM customers WHERE handle = ?"),
-        )
-        .bind(handle.to_string())
-        .fetch_optional(self.pool())
-        .await?;
+        let row = self
+            .read_optional(
+                "SELECT id, handle, currency, created_at FROM customers WHERE handle = ?",
+                &[Arg::from(handle.to_string())],
+            )
+            .await?;
         row.as_ref().map(customer_from_row).transpose()
     }
 
     pub async fn customer_by_id(&self, id: i64) -> Result<Option<Customer>> {
-        let row = sqlx::query(
-            self.sql("SELECT id, handle, currency, created_at FROM customers WHERE id = ?"),
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
+        let row = self
+            .read_optional(
+                "SELECT id, handle, currency, created_at FROM customers WHERE id = ?",
+                &[Arg::from(id)],
+            )
+            .await?;
         row.as_ref().map(customer_from_row).transpose()
     }
 
@@ -157,29 +158,28 @@ impl Db {
         if key.len() > 200 {
             return Ok(None);
         }
-        let row = sqlx::query(self.sql(
+        let row = self.read_optional(
             "SELECT k.id AS kid, k.key_id, k.key_hash, k.created_at AS kcreated, k.revoked_at, c.id, c.handle, c.currency, c.created_at \
              FROM api_keys k JOIN customers c ON c.id = k.customer_id WHERE k.key_id = ?",
-        ))
-        .bind(key_lookup_id(key))
-        .fetch_optional(self.pool())
+            &[Arg::from(key_lookup_id(key))],
+        )
         .await?;
         let Some(r) = row else { return Ok(None) };
-        let stored: Vec<u8> = r.try_get("key_hash")?;
+        let stored: Vec<u8> = r.col("key_hash")?;
         let presented = key_mac(pepper, key);
         if aws_lc_rs::constant_time::verify_slices_are_equal(&stored, &presented).is_err() {
             return Ok(None);
         }
-        let revoked_at: Option<i64> = r.try_get("revoked_at")?;
+        let revoked_at: Option<i64> = r.col("revoked_at")?;
         if revoked_at.is_some() {
             return Ok(None);
         }
         let customer = customer_from_row(&r)?;
         let info = ApiKeyInfo {
-            id: r.try_get("kid")?,
-            key_id: r.try_get("key_id")?,
+            id: r.col("kid")?,
+            key_id: r.col("key_id")?,
             customer_id: customer.id,
-            created_at: r.try_get("kcreated")?,
+            created_at: r.col("kcreated")?,
             revoked_at,
         };
         Ok(Some((info, customer)))
@@ -204,20 +204,19 @@ impl Db {
     }
 
     pub async fn list_api_keys(&self, customer_id: i64) -> Result<Vec<ApiKeyInfo>> {
-        let rows = sqlx::query(self.sql(
+        let rows = self.read_all(
             "SELECT id, key_id, customer_id, created_at, revoked_at FROM api_keys WHERE customer_id = ? ORDER BY id",
-        ))
-        .bind(customer_id)
-        .fetch_all(self.pool())
+            &[Arg::from(customer_id)],
+        )
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(ApiKeyInfo {
-                    id: r.try_get("id")?,
-                    key_id: r.try_get("key_id")?,
-                    customer_id: r.try_get("customer_id")?,
-                    created_at: r.try_get("created_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
+                    id: r.col("id")?,
+                    key_id: r.col("key_id")?,
+                    customer_id: r.col("customer_id")?,
+                    created_at: r.col("created_at")?,
+                    revoked_at: r.col("revoked_at")?,
                 })
             })
             .collect()

@@ -78,6 +78,9 @@ pub struct Db {
     /// load costs more time than the writes themselves. Other processes (the
     /// CLI while serve runs) still meet SQLite's own lock and busy_timeout.
     writer: Arc<AsyncMutex<()>>,
+    /// SQLite: read-only connections for reads run on the calling thread
+    /// (see [`crate::read`]).
+    readers: Option<Arc<crate::read::Readers>>,
 }
 
 /// How long a writer waits for its turn before the request is answered as
@@ -202,11 +205,25 @@ impl Db {
                     .await?
             }
         };
+        let readers = match dialect {
+            Dialect::Sqlite => {
+                let path = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?
+                    .get_filename()
+                    .to_path_buf();
+                Some(Arc::new(crate::read::Readers::new(path)))
+            }
+            Dialect::Postgres => None,
+        };
         Ok(Db {
             pool,
             dialect,
             writer: Arc::new(AsyncMutex::new(())),
+            readers,
         })
+    }
+
+    pub(crate) fn readers(&self) -> Option<&crate::read::Readers> {
+        self.readers.as_deref()
     }
 
     pub fn dialect(&self) -> Dialect {

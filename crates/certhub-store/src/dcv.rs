@@ -1,8 +1,8 @@
 //! Certificate requests waiting for validation, their DCV entries, completed
 //! validations (for reuse) and the operator's outbox of e-mails.
 
+use crate::read::Cols;
 use serde_json::Value;
-use sqlx::Row;
 
 use crate::{Db, Dialect, Result, Tx, from_json, to_json};
 
@@ -58,49 +58,49 @@ pub struct OutboxMessage {
     pub body: String,
 }
 
-fn outbox_from_row(r: &sqlx::any::AnyRow) -> Result<OutboxMessage> {
+fn outbox_from_row(r: &impl Cols) -> Result<OutboxMessage> {
     Ok(OutboxMessage {
-        id: r.try_get("id")?,
-        created_at: r.try_get("created_at")?,
-        customer_id: r.try_get("customer_id")?,
-        recipient: r.try_get("recipient")?,
-        subject: r.try_get("subject")?,
-        body: r.try_get("body")?,
+        id: r.col("id")?,
+        created_at: r.col("created_at")?,
+        customer_id: r.col("customer_id")?,
+        recipient: r.col("recipient")?,
+        subject: r.col("subject")?,
+        body: r.col("body")?,
     })
 }
 
-fn request_from_row(r: &sqlx::any::AnyRow) -> Result<CertRequestRow> {
+fn request_from_row(r: &impl Cols) -> Result<CertRequestRow> {
     Ok(CertRequestRow {
-        process_id: r.try_get("process_id")?,
-        customer_id: r.try_get("customer_id")?,
-        action: r.try_get("action")?,
-        product: r.try_get("product")?,
-        details: from_json(&r.try_get::<String, _>("details")?)?,
-        status: r.try_get("status")?,
-        checks: r.try_get("checks")?,
-        attention: r.try_get::<i64, _>("attention")? != 0,
-        certificate_id: r.try_get("certificate_id")?,
-        created_at: r.try_get("created_at")?,
-        expires_at: r.try_get("expires_at")?,
+        process_id: r.col("process_id")?,
+        customer_id: r.col("customer_id")?,
+        action: r.col("action")?,
+        product: r.col("product")?,
+        details: from_json(&r.col::<String>("details")?)?,
+        status: r.col("status")?,
+        checks: r.col("checks")?,
+        attention: r.col::<i64>("attention")? != 0,
+        certificate_id: r.col("certificate_id")?,
+        created_at: r.col("created_at")?,
+        expires_at: r.col("expires_at")?,
     })
 }
 
-fn entry_from_row(r: &sqlx::any::AnyRow) -> Result<DcvEntry> {
+fn entry_from_row(r: &impl Cols) -> Result<DcvEntry> {
     Ok(DcvEntry {
-        id: r.try_get("id")?,
-        process_id: r.try_get("process_id")?,
-        customer_id: r.try_get("customer_id")?,
-        name: r.try_get("name")?,
-        method: r.try_get("method")?,
-        token: r.try_get("token")?,
-        file_name: r.try_get("file_name")?,
-        email: r.try_get("email")?,
-        approval_token: r.try_get("approval_token")?,
-        status: r.try_get("status")?,
-        caa_status: r.try_get("caa_status")?,
-        last_error: r.try_get("last_error")?,
-        created_at: r.try_get("created_at")?,
-        validated_at: r.try_get("validated_at")?,
+        id: r.col("id")?,
+        process_id: r.col("process_id")?,
+        customer_id: r.col("customer_id")?,
+        name: r.col("name")?,
+        method: r.col("method")?,
+        token: r.col("token")?,
+        file_name: r.col("file_name")?,
+        email: r.col("email")?,
+        approval_token: r.col("approval_token")?,
+        status: r.col("status")?,
+        caa_status: r.col("caa_status")?,
+        last_error: r.col("last_error")?,
+        created_at: r.col("created_at")?,
+        validated_at: r.col("validated_at")?,
     })
 }
 

@@ -1,6 +1,8 @@
 //! certhub's persistence: one store over SQLite (default) or PostgreSQL.
 //!
-//! Both backends run the same SQL through sqlx's `Any` driver. The few places
+//! Both backends run the same SQL through sqlx's `Any` driver, except the hot
+//! reads outside transactions, which on SQLite run on the calling thread
+//! through rusqlite ([`read`]); row mappers read either kind of row. The few places
 //! where the dialects differ (placeholders, id columns, blobs, write locks,
 //! `SKIP LOCKED`) are handled here, in one module, so that every use case is
 //! written once and the shared behaviour suite proves it on both backends.
@@ -8,6 +10,7 @@
 
 mod db;
 pub mod list;
+pub mod read;
 pub mod sealed;
 
 pub mod audit;
@@ -52,6 +55,12 @@ pub enum StoreError {
     /// this one's transaction was rolled back.
     #[error("the Idempotency-Key is held by another request")]
     IdempotencyConflict,
+    /// An inline SQLite read failed (see [`read`]).
+    #[error("database error: {0}")]
+    Lite(rusqlite::Error),
+    /// SQLite stayed locked past the busy timeout on an inline read.
+    #[error("database busy: {0}")]
+    Busy(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -2,7 +2,7 @@
 //! turned into one parameterised SQL statement. Field names come only from
 //! each resource's whitelist, values only travel as bind parameters.
 
-use sqlx::any::AnyRow;
+use crate::read::{Arg, Cols, Row};
 
 use crate::{Db, Result};
 
@@ -113,13 +113,8 @@ pub struct ListQuery {
 }
 
 pub struct Page {
-    pub rows: Vec<AnyRow>,
+    pub rows: Vec<Row>,
     pub total: Option<i64>,
-}
-
-enum Bind {
-    Int(i64),
-    Text(String),
 }
 
 impl Db {
@@ -131,10 +126,10 @@ impl Db {
         q: &ListQuery,
     ) -> Result<Page> {
         let mut where_sql = String::from(" WHERE 1=1");
-        let mut binds: Vec<Bind> = Vec::new();
+        let mut binds: Vec<Arg> = Vec::new();
         if let Some(c) = customer_id {
             where_sql.push_str(&format!(" AND {} = ?", res.scope));
-            binds.push(Bind::Int(c));
+            binds.push(Arg::Int(c));
         }
         if !res.base_where.is_empty() {
             where_sql.push_str(&format!(" AND ({})", res.base_where));
@@ -150,7 +145,7 @@ impl Db {
                 .collect();
             where_sql.push_str(&format!(" AND ({})", parts.join(" OR ")));
             for _ in res.q_columns {
-                binds.push(Bind::Text(format!("%{}%", text.to_lowercase())));
+                binds.push(Arg::Text(format!("%{}%", text.to_lowercase())));
             }
         }
         let order_sql = if q.order.is_empty() {
@@ -178,14 +173,7 @@ impl Db {
         let rows = if q.limit == 0 && !q.export {
             Vec::new()
         } else {
-            let mut query = sqlx::query(self.sql_dyn(&sql));
-            for b in &binds {
-                query = match b {
-                    Bind::Int(i) => query.bind(*i),
-                    Bind::Text(t) => query.bind(t.clone()),
-                };
-            }
-            query.fetch_all(self.pool()).await?
+            self.read_all_dyn(&sql, &binds).await?
         };
         let unfiltered = q.filters.is_empty() && q.q.as_deref().is_none_or(str::is_empty);
         let total = if q.total
@@ -198,8 +186,8 @@ impl Db {
             let mut query = sqlx::query_scalar::<_, i64>(self.sql_dyn(&count_sql));
             for b in &binds {
                 query = match b {
-                    Bind::Int(i) => query.bind(*i),
-                    Bind::Text(t) => query.bind(t.clone()),
+                    Arg::Int(i) => query.bind(*i),
+                    Arg::Text(t) => query.bind(t.clone()),
                 };
             }
             Some(query.fetch_one(self.pool()).await?)
@@ -212,33 +200,33 @@ impl Db {
     /// A list's unfiltered total from the trigger-kept counters: one row
     /// per customer, so the cost does not grow with the customer's data.
     async fn counted_total(&self, kind: &str, customer_id: Option<i64>) -> Result<i64> {
-        let n: Option<i64> = match customer_id {
+        let row = match customer_id {
             Some(c) => {
-                sqlx::query_scalar(
-                    self.sql("SELECT n FROM customer_counts WHERE customer_id = ? AND kind = ?"),
+                self.read_optional(
+                    "SELECT n FROM customer_counts WHERE customer_id = ? AND kind = ?",
+                    &[Arg::Int(c), Arg::from(kind)],
                 )
-                .bind(c)
-                .bind(kind.to_string())
-                .fetch_optional(self.pool())
                 .await?
             }
-            None => sqlx::query_scalar(self.sql(
-                "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM customer_counts WHERE kind = ?",
-            ))
-            .bind(kind.to_string())
-            .fetch_optional(self.pool())
-            .await?,
+            None => {
+                self.read_optional(
+                    "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM customer_counts WHERE kind = ?",
+                    &[Arg::from(kind)],
+                )
+                .await?
+            }
         };
+        let n: Option<i64> = row.map(|r| r.col("n")).transpose()?;
         Ok(n.unwrap_or(0))
     }
 }
 
-fn push_filter(sql: &mut String, binds: &mut Vec<Bind>, f: &Filter) {
+fn push_filter(sql: &mut String, binds: &mut Vec<Arg>, f: &Filter) {
     let col = f.field.column;
-    let bind = |binds: &mut Vec<Bind>, v: &Value| {
+    let bind = |binds: &mut Vec<Arg>, v: &Value| {
         binds.push(match v {
-            Value::Int(i) => Bind::Int(*i),
-            Value::Text(t) => Bind::Text(t.clone()),
+            Value::Int(i) => Arg::Int(*i),
+            Value::Text(t) => Arg::Text(t.clone()),
         })
     };
     if f.field.ty == FieldType::JsonArray {
@@ -266,7 +254,7 @@ fn push_filter(sql: &mut String, binds: &mut Vec<Bind>, f: &Filter) {
             } else {
                 format!("%\"{}\"%", t.replace('%', ""))
             };
-            binds.push(Bind::Text(pat));
+            binds.push(Arg::Text(pat));
         }
         if parts.is_empty() {
             return;

@@ -1,7 +1,7 @@
 //! Customer notifications (`/v2/customers/{c}/notifications`).
 
+use crate::read::Cols;
 use serde_json::Value;
-use sqlx::Row;
 
 use crate::list::{Field, FieldType, Resource};
 use crate::{Db, Result, Tx, from_json, to_json};
@@ -77,24 +77,24 @@ pub static NOTIFICATIONS: Resource = Resource {
     counted: None,
 };
 
-pub fn notification_from_row(r: &sqlx::any::AnyRow) -> Result<Notification> {
-    let payload: Option<String> = r.try_get("payload")?;
+pub fn notification_from_row(r: &impl Cols) -> Result<Notification> {
+    let payload: Option<String> = r.col("payload")?;
     Ok(Notification {
-        id: r.try_get("id")?,
-        customer_id: r.try_get("customer_id")?,
-        fire_date: r.try_get("fire_date")?,
-        event_type: r.try_get("event_type")?,
-        notification_type: r.try_get("notification_type")?,
-        message: r.try_get("message")?,
+        id: r.col("id")?,
+        customer_id: r.col("customer_id")?,
+        fire_date: r.col("fire_date")?,
+        event_type: r.col("event_type")?,
+        notification_type: r.col("notification_type")?,
+        message: r.col("message")?,
         payload: payload.as_deref().map(from_json).transpose()?,
-        process_id: r.try_get("process_id")?,
-        process_type: r.try_get("process_type")?,
-        process_identifier: r.try_get("process_identifier")?,
-        certificate_id: r.try_get("certificate_id")?,
-        product: r.try_get("product")?,
-        expiry_date: r.try_get("expiry_date")?,
-        read_date: r.try_get("read_date")?,
-        acknowledge_date: r.try_get("acknowledge_date")?,
+        process_id: r.col("process_id")?,
+        process_type: r.col("process_type")?,
+        process_identifier: r.col("process_identifier")?,
+        certificate_id: r.col("certificate_id")?,
+        product: r.col("product")?,
+        expiry_date: r.col("expiry_date")?,
+        read_date: r.col("read_date")?,
+        acknowledge_date: r.col("acknowledge_date")?,
     })
 }
 

@@ -1,7 +1,7 @@
 //! RTR processes: one row per mutation, the customer's record of what happened.
 
+use crate::read::Cols;
 use serde_json::Value;
-use sqlx::Row;
 
 use crate::list::{Field, FieldType, Resource};
 use crate::{Db, Result, Tx, from_json, to_json};
@@ -117,34 +117,34 @@ pub static PROCESSES: Resource = Resource {
     counted: None,
 };
 
-fn opt_json(r: &sqlx::any::AnyRow, col: &str) -> Result<Option<Value>> {
-    let s: Option<String> = r.try_get(col)?;
+fn opt_json(r: &impl Cols, col: &str) -> Result<Option<Value>> {
+    let s: Option<String> = r.col(col)?;
     s.as_deref().map(from_json).transpose()
 }
 
-pub fn process_from_row(r: &sqlx::any::AnyRow) -> Result<Process> {
+pub fn process_from_row(r: &impl Cols) -> Result<Process> {
     Ok(Process {
-        id: r.try_get("id")?,
-        customer_id: r.try_get("customer_id")?,
-        customer: r.try_get("customer")?,
-        user: r.try_get("user_name")?,
-        process_type: r.try_get("type")?,
-        action: r.try_get("action")?,
-        identifier: r.try_get("identifier")?,
-        status: r.try_get("status")?,
-        status_detail: r.try_get("status_detail")?,
-        command: from_json(&r.try_get::<String, _>("command")?)?,
+        id: r.col("id")?,
+        customer_id: r.col("customer_id")?,
+        customer: r.col("customer")?,
+        user: r.col("user_name")?,
+        process_type: r.col("type")?,
+        action: r.col("action")?,
+        identifier: r.col("identifier")?,
+        status: r.col("status")?,
+        status_detail: r.col("status_detail")?,
+        command: from_json(&r.col::<String>("command")?)?,
         info: opt_json(r, "info")?,
-        subject_id: r.try_get("subject_id")?,
+        subject_id: r.col("subject_id")?,
         reservation: opt_json(r, "reservation")?,
         transaction: opt_json(r, "txn")?,
         refund: opt_json(r, "refund")?,
         billables: opt_json(r, "billables")?,
         resume_types: opt_json(r, "resume_types")?,
         error: opt_json(r, "error")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        started_at: r.try_get("started_at")?,
+        created_at: r.col("created_at")?,
+        updated_at: r.col("updated_at")?,
+        started_at: r.col("started_at")?,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Fixed-window rate-limit counters, shared by every node through the store.
 //! The app keeps an in-process cache in front of them (certhub-app `ratelimit`).
 
+use crate::read::{Arg, Cols};
 use crate::{Db, Result};
 
 impl Db {
@@ -22,13 +23,13 @@ impl Db {
 
     /// The counter of `(key, window_start)`, 0 when nothing was counted.
     pub async fn ratelimit_get(&self, key: &str, window_start: i64) -> Result<i64> {
-        let total: Option<i64> = sqlx::query_scalar(
-            self.sql("SELECT count FROM rate_limits WHERE key = ? AND window_start = ?"),
-        )
-        .bind(key.to_string())
-        .bind(window_start)
-        .fetch_optional(self.pool())
-        .await?;
+        let row = self
+            .read_optional(
+                "SELECT count FROM rate_limits WHERE key = ? AND window_start = ?",
+                &[Arg::from(key), Arg::Int(window_start)],
+            )
+            .await?;
+        let total: Option<i64> = row.map(|r| r.col("count")).transpose()?;
         Ok(total.unwrap_or(0))
     }
 

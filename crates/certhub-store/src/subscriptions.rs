@@ -3,7 +3,7 @@
 //! Every write takes the caller's transaction, so a state change is committed
 //! together with its process, ledger rows, jobs and audit, or not at all.
 
-use sqlx::Row;
+use crate::read::{Arg, Cols};
 
 use crate::list::{Field, FieldType, Resource};
 use crate::{Db, Dialect, Result, Tx};
@@ -181,62 +181,62 @@ pub static SUBSCRIPTIONS: Resource = Resource {
     counted: Some("subscriptions"),
 };
 
-pub fn subscription_from_row(r: &sqlx::any::AnyRow) -> Result<Subscription> {
-    let names: String = r.try_get("domain_names")?;
+pub fn subscription_from_row(r: &impl Cols) -> Result<Subscription> {
+    let names: String = r.col("domain_names")?;
     Ok(Subscription {
-        id: r.try_get("id")?,
-        customer_id: r.try_get("customer_id")?,
-        customer: r.try_get("customer")?,
-        product: r.try_get("product")?,
+        id: r.col("id")?,
+        customer_id: r.col("customer_id")?,
+        customer: r.col("customer")?,
+        product: r.col("product")?,
         domain_names: crate::from_json(&names)?,
-        organization: r.try_get("organization")?,
-        address: r.try_get("address")?,
-        city: r.try_get("city")?,
-        state: r.try_get("state")?,
-        postal_code: r.try_get("postal_code")?,
-        country: r.try_get("country")?,
-        approver: r.try_get("approver")?,
-        auto_renew: r.try_get::<i64, _>("auto_renew")? != 0,
-        period: r.try_get("period")?,
-        cert_validity: r.try_get("cert_validity")?,
-        months_paid: r.try_get("months_paid")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        expiry_date: r.try_get("expiry_date")?,
-        term_state: r.try_get("term_state")?,
-        org_state: r.try_get("org_state")?,
-        status: r.try_get("status")?,
-        org_valid_until: r.try_get("org_valid_until")?,
-        org_process_id: r.try_get("org_process_id")?,
-        approved_organization: r.try_get("approved_organization")?,
-        approved_country: r.try_get("approved_country")?,
-        approved_state: r.try_get("approved_state")?,
-        approved_city: r.try_get("approved_city")?,
-        eab_kid: r.try_get("eab_kid")?,
-        eab_hmac_sealed: r.try_get("eab_hmac_sealed")?,
-        eab_created_at: r.try_get("eab_created_at")?,
-        deleted_at: r.try_get("deleted_at")?,
+        organization: r.col("organization")?,
+        address: r.col("address")?,
+        city: r.col("city")?,
+        state: r.col("state")?,
+        postal_code: r.col("postal_code")?,
+        country: r.col("country")?,
+        approver: r.col("approver")?,
+        auto_renew: r.col::<i64>("auto_renew")? != 0,
+        period: r.col("period")?,
+        cert_validity: r.col("cert_validity")?,
+        months_paid: r.col("months_paid")?,
+        created_at: r.col("created_at")?,
+        updated_at: r.col("updated_at")?,
+        expiry_date: r.col("expiry_date")?,
+        term_state: r.col("term_state")?,
+        org_state: r.col("org_state")?,
+        status: r.col("status")?,
+        org_valid_until: r.col("org_valid_until")?,
+        org_process_id: r.col("org_process_id")?,
+        approved_organization: r.col("approved_organization")?,
+        approved_country: r.col("approved_country")?,
+        approved_state: r.col("approved_state")?,
+        approved_city: r.col("approved_city")?,
+        eab_kid: r.col("eab_kid")?,
+        eab_hmac_sealed: r.col("eab_hmac_sealed")?,
+        eab_created_at: r.col("eab_created_at")?,
+        deleted_at: r.col("deleted_at")?,
     })
 }
 
-fn org_validation_from_row(r: &sqlx::any::AnyRow) -> Result<OrgValidation> {
+fn org_validation_from_row(r: &impl Cols) -> Result<OrgValidation> {
     Ok(OrgValidation {
-        id: r.try_get("id")?,
-        customer_id: r.try_get("customer_id")?,
-        subscription_id: r.try_get("subscription_id")?,
-        process_id: r.try_get("process_id")?,
-        organization: r.try_get("organization")?,
-        country: r.try_get("country")?,
-        state: r.try_get("state")?,
-        city: r.try_get("city")?,
-        address: r.try_get("address")?,
-        postal_code: r.try_get("postal_code")?,
-        org_key: r.try_get("org_key")?,
-        status: r.try_get("status")?,
-        reason: r.try_get("reason")?,
-        created_at: r.try_get("created_at")?,
-        decided_at: r.try_get("decided_at")?,
-        valid_until: r.try_get("valid_until")?,
+        id: r.col("id")?,
+        customer_id: r.col("customer_id")?,
+        subscription_id: r.col("subscription_id")?,
+        process_id: r.col("process_id")?,
+        organization: r.col("organization")?,
+        country: r.col("country")?,
+        state: r.col("state")?,
+        city: r.col("city")?,
+        address: r.col("address")?,
+        postal_code: r.col("postal_code")?,
+        org_key: r.col("org_key")?,
+        status: r.col("status")?,
+        reason: r.col("reason")?,
+        created_at: r.col("created_at")?,
+        decided_at: r.col("decided_at")?,
+        valid_until: r.col("valid_until")?,
     })
 }
 
@@ -280,19 +280,18 @@ macro_rules! bind_subscription {
 impl Db {
     pub async fn eab_binding(&self, kid: &str) -> Result<Option<EabBinding>> {
         let row =
-            sqlx::query(self.sql(
-                "SELECT id, customer_id, product, eab_hmac_sealed, deleted_at FROM subscriptions WHERE eab_kid = ?",
-            ))
-            .bind(kid.to_string())
-            .fetch_optional(self.pool())
-            .await?;
+            self.read_optional(
+            "SELECT id, customer_id, product, eab_hmac_sealed, deleted_at FROM subscriptions WHERE eab_kid = ?",
+            &[Arg::from(kid.to_string())],
+        )
+        .await?;
         let Some(r) = row else { return Ok(None) };
         Ok(Some(EabBinding {
-            subscription_id: r.try_get("id")?,
-            customer_id: r.try_get("customer_id")?,
-            product: r.try_get("product")?,
-            hmac_sealed: r.try_get("eab_hmac_sealed")?,
-            deleted: r.try_get::<Option<i64>, _>("deleted_at")?.is_some(),
+            subscription_id: r.col("id")?,
+            customer_id: r.col("customer_id")?,
+            product: r.col("product")?,
+            hmac_sealed: r.col("eab_hmac_sealed")?,
+            deleted: r.col::<Option<i64>>("deleted_at")?.is_some(),
         }))
     }
 
@@ -328,9 +327,8 @@ impl Db {
 
     /// Reads a subscription (deleted ones included) outside a transaction.
     pub async fn subscription(&self, id: i64) -> Result<Option<Subscription>> {
-        let row = sqlx::query(self.sql("SELECT * FROM subscriptions WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(self.pool())
+        let row = self
+            .read_optional("SELECT * FROM subscriptions WHERE id = ?", &[Arg::from(id)])
             .await?;
         row.as_ref().map(subscription_from_row).transpose()
     }
@@ -412,14 +410,14 @@ impl Db {
     pub async fn list_org_validations(&self, status: Option<&str>) -> Result<Vec<OrgValidation>> {
         let rows = match status {
             Some(s) => {
-                sqlx::query(self.sql("SELECT * FROM org_validations WHERE status = ? ORDER BY id"))
-                    .bind(s.to_string())
-                    .fetch_all(self.pool())
-                    .await?
+                self.read_all(
+                    "SELECT * FROM org_validations WHERE status = ? ORDER BY id",
+                    &[Arg::from(s.to_string())],
+                )
+                .await?
             }
             None => {
-                sqlx::query("SELECT * FROM org_validations ORDER BY id")
-                    .fetch_all(self.pool())
+                self.read_all("SELECT * FROM org_validations ORDER BY id", &[])
                     .await?
             }
         };
