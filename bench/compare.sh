@@ -5,6 +5,7 @@
 #
 #   bench/compare.sh                      # 400 orders at 8 clients (CONCS="8 32": see BENCHMARKS.md)
 #   ORDERS=1000 CONCS="8 64" bench/compare.sh
+#   CONCS="8 32" PEBBLE_CONCS=8 bench/compare.sh   # Pebble stalls at 32 clients here
 #   SKIP_PG=1 SKIP_BUILD=1 bench/compare.sh
 #   SKIP_PEBBLE=1 SKIP_PG=1 bench/compare.sh   # certhub on SQLite only (ratios print "-")
 #   REST=1 SEED=1000000 bench/compare.sh  # also the REST figures (1M subscriptions)
@@ -69,9 +70,9 @@ PIDS+=($!)
 HMAC=$(head -c 32 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')
 BENCH_OPTS=(--http01-listen "127.0.0.1:$HTTP01_PORT" --names-per-order "$NAMES" --domain bench.example.com --name-pool 250 --orders "$ORDERS")
 
-run_load() { # LABEL PID DIRECTORY KID HMAC CA
-    local label=$1 pid=$2 dir=$3 kid=$4 hmac=$5 ca=$6
-    for c in $CONCS; do
+run_load() { # LABEL PID DIRECTORY KID HMAC CA [CONCURRENCIES]
+    local label=$1 pid=$2 dir=$3 kid=$4 hmac=$5 ca=$6 concs=${7:-$CONCS}
+    for c in $concs; do
         log "$label: $ORDERS orders at $c clients"
         local perf_pid=
         if [ "${PERF:-0}" = 1 ]; then # sample the server during the load
@@ -115,7 +116,8 @@ PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
 PEBBLE_PID=$!
 PIDS+=("$PEBBLE_PID")
 wait_for "https://localhost:$PEBBLE_PORT/dir" --cacert "$WORK/pebble-root.pem"
-run_load pebble "$PEBBLE_PID" "https://localhost:$PEBBLE_PORT/dir" bench-kid "$HMAC" "$WORK/pebble-root.pem"
+run_load pebble "$PEBBLE_PID" "https://localhost:$PEBBLE_PORT/dir" bench-kid "$HMAC" "$WORK/pebble-root.pem" \
+    "${PEBBLE_CONCS:-$CONCS}"
 kill "$PEBBLE_PID"; wait "$PEBBLE_PID" 2>/dev/null || true
 fi
 
