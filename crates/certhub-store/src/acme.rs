@@ -358,20 +358,17 @@ impl Db {
         subscription_id: i64,
         now: i64,
     ) -> Result<u64> {
-        let r = sqlx::query(self.sql(
-            "UPDATE acme_accounts SET status = 'revoked', updated_at = ? WHERE subscription_id = ? AND status = 'valid'",
-        ))
-        .bind(now)
-        .bind(subscription_id)
-        .execute(&mut **tx)
+        let r = tx.exec("UPDATE acme_accounts SET status = 'revoked', updated_at = ? WHERE subscription_id = ? AND status = 'valid'",
+            &[
+                Arg::from(now),
+                Arg::from(subscription_id),
+            ])
         .await?;
-        sqlx::query(self.sql(
+        tx.exec(
             "UPDATE acme_orders SET status = 'invalid', updated_at = ? WHERE subscription_id = ? \
              AND status IN ('pending', 'ready', 'processing')",
-        ))
-        .bind(now)
-        .bind(subscription_id)
-        .execute(&mut **tx)
+            &[Arg::from(now), Arg::from(subscription_id)],
+        )
         .await?;
         Ok(r.rows_affected())
     }
@@ -415,28 +412,26 @@ impl Db {
              AND expires_at > ? ORDER BY id DESC",
             placeholders(identifiers.len())
         );
-        let mut q = sqlx::query(self.sql_dyn(&sql)).bind(account_id);
-        for i in identifiers {
-            q = q.bind(i.clone());
-        }
-        let rows = q.bind(now).fetch_all(&mut **tx).await?;
+        let mut args = vec![Arg::Int(account_id)];
+        args.extend(identifiers.iter().map(Arg::from));
+        args.push(Arg::Int(now));
+        let rows = tx.fetch_all_dyn(&sql, &args).await?;
         rows.iter().map(authz_from).collect()
     }
 
     pub async fn acme_insert_authz(&self, tx: &mut Tx, a: &AcmeAuthz) -> Result<i64> {
-        Ok(sqlx::query_scalar(self.sql(
-            "INSERT INTO acme_authzs (account_id, identifier, wildcard, status, token, expires_at, created_at) \
+        tx.scalar_one("INSERT INTO acme_authzs (account_id, identifier, wildcard, status, token, expires_at, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        ))
-        .bind(a.account_id)
-        .bind(a.identifier.clone())
-        .bind(i64::from(a.wildcard))
-        .bind(a.status.clone())
-        .bind(a.token.clone())
-        .bind(a.expires_at)
-        .bind(a.created_at)
-        .fetch_one(&mut **tx)
-        .await?)
+            &[
+                Arg::from(a.account_id),
+                Arg::from(a.identifier.clone()),
+                Arg::from(i64::from(a.wildcard)),
+                Arg::from(a.status.clone()),
+                Arg::from(a.token.clone()),
+                Arg::from(a.expires_at),
+                Arg::from(a.created_at),
+            ])
+        .await
     }
 
     /// Claims the authorisation's one challenge attempt; false if it is not
@@ -451,14 +446,13 @@ impl Db {
         retry_at: i64,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let r = sqlx::query(self.sql(
-            "UPDATE acme_authzs SET chall_type = ?, chall_status = 'processing' \
+        let r = tx
+            .exec(
+                "UPDATE acme_authzs SET chall_type = ?, chall_status = 'processing' \
              WHERE id = ? AND status = 'pending' AND chall_type IS NULL",
-        ))
-        .bind(chall_type.to_string())
-        .bind(authz_id)
-        .execute(&mut *tx)
-        .await?;
+                &[Arg::from(chall_type.to_string()), Arg::from(authz_id)],
+            )
+            .await?;
         let started = r.rows_affected() > 0;
         if started {
             self.schedule_job(&mut tx, ACME_VALIDATE_JOB, authz_id, retry_at)
@@ -485,25 +479,25 @@ impl Db {
             None => ("valid", valid_until),
             Some(_) => ("invalid", now),
         };
-        let r = sqlx::query(self.sql(
-            "UPDATE acme_authzs SET status = ?, chall_status = ?, chall_error = ?, validated_at = ?, expires_at = ? \
+        let r = tx.exec("UPDATE acme_authzs SET status = ?, chall_status = ?, chall_error = ?, validated_at = ?, expires_at = ? \
              WHERE id = ? AND status = 'pending'",
-        ))
-        .bind(status)
-        .bind(status)
-        .bind(error.map(str::to_string))
-        .bind(if error.is_none() { Some(now) } else { None })
-        .bind(expires)
-        .bind(authz_id)
-        .execute(&mut *tx)
+            &[
+                Arg::from(status),
+                Arg::from(status),
+                Arg::from(error.map(str::to_string)),
+                Arg::from(if error.is_none() { Some(now) } else { None }),
+                Arg::from(expires),
+                Arg::from(authz_id),
+            ])
         .await?;
-        sqlx::query(self.sql(
+        tx.exec(
             "UPDATE jobs SET done_at = ? WHERE kind = ? AND subject_id = ? AND done_at IS NULL",
-        ))
-        .bind(now)
-        .bind(ACME_VALIDATE_JOB)
-        .bind(authz_id)
-        .execute(&mut *tx)
+            &[
+                Arg::from(now),
+                Arg::from(ACME_VALIDATE_JOB),
+                Arg::from(authz_id),
+            ],
+        )
         .await?;
         // A second result for the same attempt (the retry job raced a slow
         // first validation) must not move the orders again: first one wins.
@@ -534,11 +528,10 @@ impl Db {
         reason: &str,
         now: i64,
     ) -> Result<()> {
-        let customer: Option<i64> = sqlx::query_scalar(self.sql(
-            "SELECT a.customer_id FROM acme_authzs z JOIN acme_accounts a ON a.id = z.account_id WHERE z.id = ?",
-        ))
-        .bind(authz_id)
-        .fetch_optional(&mut **tx)
+        let customer: Option<i64> = tx.scalar_optional("SELECT a.customer_id FROM acme_authzs z JOIN acme_accounts a ON a.id = z.account_id WHERE z.id = ?",
+            &[
+                Arg::from(authz_id),
+            ])
         .await?;
         self.audit(
             tx,
@@ -553,15 +546,14 @@ impl Db {
     }
 
     async fn acme_orders_ready(&self, tx: &mut Tx, authz_id: i64, now: i64) -> Result<()> {
-        sqlx::query(self.sql(
-            "UPDATE acme_orders SET status = 'ready', updated_at = ? WHERE status = 'pending' \
+        tx.exec("UPDATE acme_orders SET status = 'ready', updated_at = ? WHERE status = 'pending' \
              AND id IN (SELECT order_id FROM acme_order_authzs WHERE authz_id = ?) \
              AND NOT EXISTS (SELECT 1 FROM acme_order_authzs oa JOIN acme_authzs z ON z.id = oa.authz_id \
              WHERE oa.order_id = acme_orders.id AND z.status <> 'valid')",
-        ))
-        .bind(now)
-        .bind(authz_id)
-        .execute(&mut **tx)
+            &[
+                Arg::from(now),
+                Arg::from(authz_id),
+            ])
         .await?;
         Ok(())
     }
@@ -573,14 +565,13 @@ impl Db {
         error: Option<&str>,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(self.sql(
-            "UPDATE acme_orders SET status = 'invalid', error = ?, updated_at = ? WHERE status IN ('pending', 'ready') \
+        tx.exec("UPDATE acme_orders SET status = 'invalid', error = ?, updated_at = ? WHERE status IN ('pending', 'ready') \
              AND id IN (SELECT order_id FROM acme_order_authzs WHERE authz_id = ?)",
-        ))
-        .bind(error.map(str::to_string))
-        .bind(now)
-        .bind(authz_id)
-        .execute(&mut **tx)
+            &[
+                Arg::from(error.map(str::to_string)),
+                Arg::from(now),
+                Arg::from(authz_id),
+            ])
         .await?;
         Ok(())
     }
@@ -589,11 +580,10 @@ impl Db {
     /// unfinished orders that use it. False if it was in another state.
     pub async fn acme_deactivate_authz(&self, authz_id: i64, now: i64) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let r = sqlx::query(self.sql(
-            "UPDATE acme_authzs SET status = 'deactivated' WHERE id = ? AND status IN ('pending', 'valid')",
-        ))
-        .bind(authz_id)
-        .execute(&mut *tx)
+        let r = tx.exec("UPDATE acme_authzs SET status = 'deactivated' WHERE id = ? AND status IN ('pending', 'valid')",
+            &[
+                Arg::from(authz_id),
+            ])
         .await?;
         let changed = r.rows_affected() > 0;
         if changed {
@@ -619,10 +609,7 @@ impl Db {
             Dialect::Postgres => "SELECT * FROM acme_orders WHERE id = ? FOR UPDATE",
             Dialect::Sqlite => "SELECT * FROM acme_orders WHERE id = ?",
         };
-        let row = sqlx::query(self.sql(sql))
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let row = tx.fetch_optional(sql, &[Arg::from(id)]).await?;
         row.as_ref().map(order_from).transpose()
     }
 
@@ -635,52 +622,51 @@ impl Db {
         ident_key: &str,
         now: i64,
     ) -> Result<Vec<AcmeOrder>> {
-        let rows = sqlx::query(self.sql(
-            "SELECT * FROM acme_orders WHERE account_id = ? AND ident_key = ? AND status IN ('pending', 'ready') \
+        let rows = tx.fetch_all("SELECT * FROM acme_orders WHERE account_id = ? AND ident_key = ? AND status IN ('pending', 'ready') \
              AND expires_at > ? ORDER BY id DESC",
-        ))
-        .bind(account_id)
-        .bind(ident_key.to_string())
-        .bind(now)
-        .fetch_all(&mut **tx)
+            &[
+                Arg::from(account_id),
+                Arg::from(ident_key.to_string()),
+                Arg::from(now),
+            ])
         .await?;
         rows.iter().map(order_from).collect()
     }
 
     /// Inserts an order and links it to its authorisations.
     pub async fn acme_insert_order(&self, tx: &mut Tx, o: &AcmeOrder) -> Result<i64> {
-        let id: i64 = sqlx::query_scalar(self.sql(
-            "INSERT INTO acme_orders (account_id, subscription_id, status, identifiers, ident_key, authz_ids, not_before, \
+        let id: i64 = tx.scalar_one("INSERT INTO acme_orders (account_id, subscription_id, status, identifiers, ident_key, authz_ids, not_before, \
              not_after, replaces, replaces_cert_id, expires_at, error, certificate_id, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        ))
-        .bind(o.account_id)
-        .bind(o.subscription_id)
-        .bind(o.status.clone())
-        .bind(to_json(&o.identifiers))
-        .bind(o.ident_key.clone())
-        .bind(to_json(&o.authz_ids))
-        .bind(o.not_before)
-        .bind(o.not_after)
-        .bind(o.replaces.clone())
-        .bind(o.replaces_cert_id)
-        .bind(o.expires_at)
-        .bind(o.error.clone())
-        .bind(o.certificate_id)
-        .bind(o.created_at)
-        .bind(o.updated_at)
-        .fetch_one(&mut **tx)
+            &[
+                Arg::from(o.account_id),
+                Arg::from(o.subscription_id),
+                Arg::from(o.status.clone()),
+                Arg::from(to_json(&o.identifiers)),
+                Arg::from(o.ident_key.clone()),
+                Arg::from(to_json(&o.authz_ids)),
+                Arg::from(o.not_before),
+                Arg::from(o.not_after),
+                Arg::from(o.replaces.clone()),
+                Arg::from(o.replaces_cert_id),
+                Arg::from(o.expires_at),
+                Arg::from(o.error.clone()),
+                Arg::from(o.certificate_id),
+                Arg::from(o.created_at),
+                Arg::from(o.updated_at),
+            ])
         .await?;
         if !o.authz_ids.is_empty() {
             let sql = format!(
                 "INSERT INTO acme_order_authzs (authz_id, order_id) VALUES {} ON CONFLICT DO NOTHING",
                 vec!["(?, ?)"; o.authz_ids.len()].join(", ")
             );
-            let mut q = sqlx::query(self.sql_dyn(&sql));
-            for a in &o.authz_ids {
-                q = q.bind(*a).bind(id);
-            }
-            q.execute(&mut **tx).await?;
+            let args: Vec<Arg> = o
+                .authz_ids
+                .iter()
+                .flat_map(|a| [Arg::Int(*a), Arg::Int(id)])
+                .collect();
+            tx.exec_dyn(&sql, &args).await?;
         }
         Ok(id)
     }
@@ -695,16 +681,15 @@ impl Db {
         certificate_id: Option<i64>,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(self.sql(
-            "UPDATE acme_orders SET status = ?, error = COALESCE(?, error), certificate_id = COALESCE(?, certificate_id), \
+        tx.exec("UPDATE acme_orders SET status = ?, error = COALESCE(?, error), certificate_id = COALESCE(?, certificate_id), \
              updated_at = ? WHERE id = ?",
-        ))
-        .bind(status.to_string())
-        .bind(error.map(str::to_string))
-        .bind(certificate_id)
-        .bind(now)
-        .bind(id)
-        .execute(&mut **tx)
+            &[
+                Arg::from(status.to_string()),
+                Arg::from(error.map(str::to_string)),
+                Arg::from(certificate_id),
+                Arg::from(now),
+                Arg::from(id),
+            ])
         .await?;
         Ok(())
     }
@@ -759,13 +744,11 @@ impl Db {
 
     /// Marks `old` as replaced by `new`; false if it already was.
     pub async fn acme_mark_replaced(&self, tx: &mut Tx, old: i64, new: i64) -> Result<bool> {
-        let r =
-            sqlx::query(self.sql(
+        let r = tx
+            .exec(
                 "UPDATE certificates SET replaced_by = ? WHERE id = ? AND replaced_by IS NULL",
-            ))
-            .bind(new)
-            .bind(old)
-            .execute(&mut **tx)
+                &[Arg::from(new), Arg::from(old)],
+            )
             .await?;
         Ok(r.rows_affected() > 0)
     }

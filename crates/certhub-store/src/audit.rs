@@ -1,5 +1,6 @@
 //! The append-only audit trail. Callers never pass secrets in `detail`.
 
+use crate::read::Arg;
 use crate::{Db, Result, Tx};
 
 impl Db {
@@ -13,16 +14,15 @@ impl Db {
         subject: &str,
         detail: &str,
     ) -> Result<()> {
-        sqlx::query(self.sql(
-            "INSERT INTO audit (at, actor, customer_id, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(at)
-        .bind(actor.to_string())
-        .bind(customer_id)
-        .bind(action.to_string())
-        .bind(subject.to_string())
-        .bind(detail.to_string())
-        .execute(&mut **tx)
+        tx.exec("INSERT INTO audit (at, actor, customer_id, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            &[
+                Arg::from(at),
+                Arg::from(actor.to_string()),
+                Arg::from(customer_id),
+                Arg::from(action.to_string()),
+                Arg::from(subject.to_string()),
+                Arg::from(detail.to_string()),
+            ])
         .await?;
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! caller's transaction, so a charge is committed together with the state
 //! change it pays for, or not at all.
 
-use crate::read::Cols;
+use crate::read::{Arg, Cols};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -163,12 +163,11 @@ impl Db {
     }
 
     async fn ensure_account(&self, tx: &mut Tx, customer_id: i64, currency: &str) -> Result<()> {
-        sqlx::query(self.sql(
-            "INSERT INTO credit_accounts (customer_id, currency) VALUES (?, ?) ON CONFLICT (customer_id, currency) DO NOTHING",
-        ))
-        .bind(customer_id)
-        .bind(currency.to_string())
-        .execute(&mut **tx)
+        tx.exec("INSERT INTO credit_accounts (customer_id, currency) VALUES (?, ?) ON CONFLICT (customer_id, currency) DO NOTHING",
+            &[
+                Arg::from(customer_id),
+                Arg::from(currency.to_string()),
+            ])
         .await?;
         Ok(())
     }
@@ -183,24 +182,23 @@ impl Db {
         kind: &str,
         now: i64,
     ) -> Result<i64> {
-        Ok(sqlx::query_scalar(self.sql(
-            "INSERT INTO transactions (customer_id, customer, date, amount, currency, process_id, process_type, process_identifier, \
+        tx.scalar_one("INSERT INTO transactions (customer_id, customer, date, amount, currency, process_id, process_type, process_identifier, \
              process_action, billables, kind, subject_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        ))
-        .bind(r.customer_id)
-        .bind(r.customer.to_string())
-        .bind(now)
-        .bind(amount)
-        .bind(currency.to_string())
-        .bind(r.process_id)
-        .bind(r.process_type.to_string())
-        .bind(r.process_identifier.to_string())
-        .bind(r.process_action.to_string())
-        .bind(if billables.is_empty() { None } else { Some(to_json(&billables)) })
-        .bind(kind.to_string())
-        .bind(r.subject_id)
-        .fetch_one(&mut **tx)
-        .await?)
+            &[
+                Arg::from(r.customer_id),
+                Arg::from(r.customer.to_string()),
+                Arg::from(now),
+                Arg::from(amount),
+                Arg::from(currency.to_string()),
+                Arg::from(r.process_id),
+                Arg::from(r.process_type.to_string()),
+                Arg::from(r.process_identifier.to_string()),
+                Arg::from(r.process_action.to_string()),
+                Arg::from(if billables.is_empty() { None } else { Some(to_json(&billables)) }),
+                Arg::from(kind.to_string()),
+                Arg::from(r.subject_id),
+            ])
+        .await
     }
 
     /// Charges `total` from the balance, or fails with `InsufficientCredit`
@@ -238,39 +236,42 @@ impl Db {
     ) -> Result<()> {
         self.ensure_account(tx, customer_id, currency).await?;
         let done: Option<i64> = if reserve {
-            sqlx::query_scalar(self.sql(
+            tx.scalar_optional(
                 "UPDATE credit_accounts SET balance = balance - ?, reservation = reservation + ? \
                  WHERE customer_id = ? AND currency = ? AND balance >= ? RETURNING balance",
-            ))
-            .bind(total)
-            .bind(total)
-            .bind(customer_id)
-            .bind(currency.to_string())
-            .bind(total)
-            .fetch_optional(&mut **tx)
+                &[
+                    Arg::from(total),
+                    Arg::from(total),
+                    Arg::from(customer_id),
+                    Arg::from(currency.to_string()),
+                    Arg::from(total),
+                ],
+            )
             .await?
         } else {
-            sqlx::query_scalar(self.sql(
+            tx.scalar_optional(
                 "UPDATE credit_accounts SET balance = balance - ? \
                  WHERE customer_id = ? AND currency = ? AND balance >= ? RETURNING balance",
-            ))
-            .bind(total)
-            .bind(customer_id)
-            .bind(currency.to_string())
-            .bind(total)
-            .fetch_optional(&mut **tx)
+                &[
+                    Arg::from(total),
+                    Arg::from(customer_id),
+                    Arg::from(currency.to_string()),
+                    Arg::from(total),
+                ],
+            )
             .await?
         };
         if done.is_some() {
             return Ok(());
         }
-        let balance: i64 = sqlx::query_scalar(
-            self.sql("SELECT balance FROM credit_accounts WHERE customer_id = ? AND currency = ?"),
-        )
-        .bind(customer_id)
-        .bind(currency.to_string())
-        .fetch_one(&mut **tx)
-        .await?;
+        let balance: i64 = tx
+            .scalar_one(
+                self.sql(
+                    "SELECT balance FROM credit_accounts WHERE customer_id = ? AND currency = ?",
+                ),
+                &[Arg::from(customer_id), Arg::from(currency.to_string())],
+            )
+            .await?;
         Err(StoreError::InsufficientCredit {
             balance,
             needed: total,
@@ -305,13 +306,12 @@ impl Db {
         if total == 0 {
             return Ok(None);
         }
-        sqlx::query(self.sql(
-            "UPDATE credit_accounts SET reservation = reservation - ? WHERE customer_id = ? AND currency = ?",
-        ))
-        .bind(total)
-        .bind(r.customer_id)
-        .bind(currency.to_string())
-        .execute(&mut **tx)
+        tx.exec("UPDATE credit_accounts SET reservation = reservation - ? WHERE customer_id = ? AND currency = ?",
+                &[
+                    Arg::from(total),
+                    Arg::from(r.customer_id),
+                    Arg::from(currency.to_string()),
+                ])
         .await?;
         Ok(Some(
             self.insert_ledger(tx, r, -total, currency, billables, "CHARGE", now)
@@ -330,14 +330,13 @@ impl Db {
         if total == 0 {
             return Ok(());
         }
-        sqlx::query(self.sql(
-            "UPDATE credit_accounts SET reservation = reservation - ?, balance = balance + ? WHERE customer_id = ? AND currency = ?",
-        ))
-        .bind(total)
-        .bind(total)
-        .bind(customer_id)
-        .bind(currency.to_string())
-        .execute(&mut **tx)
+        tx.exec("UPDATE credit_accounts SET reservation = reservation - ?, balance = balance + ? WHERE customer_id = ? AND currency = ?",
+            &[
+                Arg::from(total),
+                Arg::from(total),
+                Arg::from(customer_id),
+                Arg::from(currency.to_string()),
+            ])
         .await?;
         Ok(())
     }
@@ -353,11 +352,12 @@ impl Db {
         now: i64,
     ) -> Result<i64> {
         self.ensure_account(tx, r.customer_id, currency).await?;
-        sqlx::query(self.sql("UPDATE credit_accounts SET balance = balance + ? WHERE customer_id = ? AND currency = ?"))
-            .bind(amount)
-            .bind(r.customer_id)
-            .bind(currency.to_string())
-            .execute(&mut **tx)
+        tx.exec("UPDATE credit_accounts SET balance = balance + ? WHERE customer_id = ? AND currency = ?",
+            &[
+                Arg::from(amount),
+                Arg::from(r.customer_id),
+                Arg::from(currency.to_string()),
+            ])
             .await?;
         self.insert_ledger(tx, r, amount, currency, billables, "REFUND", now)
             .await
@@ -374,23 +374,23 @@ impl Db {
         now: i64,
     ) -> Result<i64> {
         self.ensure_account(tx, customer_id, currency).await?;
-        sqlx::query(self.sql("UPDATE credit_accounts SET balance = balance + ? WHERE customer_id = ? AND currency = ?"))
-            .bind(cents)
-            .bind(customer_id)
-            .bind(currency.to_string())
-            .execute(&mut **tx)
+        tx.exec("UPDATE credit_accounts SET balance = balance + ? WHERE customer_id = ? AND currency = ?",
+            &[
+                Arg::from(cents),
+                Arg::from(customer_id),
+                Arg::from(currency.to_string()),
+            ])
             .await?;
-        let id: i64 = sqlx::query_scalar(self.sql(
-            "INSERT INTO transactions (customer_id, customer, date, amount, currency, process_identifier, process_type, process_action, kind) \
+        let id: i64 = tx.scalar_one("INSERT INTO transactions (customer_id, customer, date, amount, currency, process_identifier, process_type, process_action, kind) \
              VALUES (?, ?, ?, ?, ?, ?, 'credit', 'topup', 'TOPUP') RETURNING id",
-        ))
-        .bind(customer_id)
-        .bind(handle.to_string())
-        .bind(now)
-        .bind(cents)
-        .bind(currency.to_string())
-        .bind(handle.to_string())
-        .fetch_one(&mut **tx)
+            &[
+                Arg::from(customer_id),
+                Arg::from(handle.to_string()),
+                Arg::from(now),
+                Arg::from(cents),
+                Arg::from(currency.to_string()),
+                Arg::from(handle.to_string()),
+            ])
         .await?;
         Ok(id)
     }
@@ -414,13 +414,12 @@ impl Db {
         process_type: &str,
         subject_id: i64,
     ) -> Result<Vec<Transaction>> {
-        let rows = sqlx::query(self.sql(
-            "SELECT id, customer, date, amount, currency, process_id, process_type, process_identifier, process_action, billables, kind \
+        let rows = tx.fetch_all("SELECT id, customer, date, amount, currency, process_id, process_type, process_identifier, process_action, billables, kind \
              FROM transactions WHERE process_type = ? AND subject_id = ? AND kind = 'CHARGE' ORDER BY id",
-        ))
-        .bind(process_type.to_string())
-        .bind(subject_id)
-        .fetch_all(&mut **tx)
+            &[
+                Arg::from(process_type.to_string()),
+                Arg::from(subject_id),
+            ])
         .await?;
         rows.iter().map(transaction_from_row).collect()
     }

@@ -225,48 +225,47 @@ pub struct IssuerRow {
 
 impl Db {
     pub async fn insert_certificate(&self, tx: &mut Tx, c: &CertificateRow) -> Result<i64> {
-        Ok(sqlx::query_scalar(self.sql(
-            "INSERT INTO certificates (customer_id, process_id, product, validation_type, certificate_type, domain_name, san, \
+        tx.scalar_one("INSERT INTO certificates (customer_id, process_id, product, validation_type, certificate_type, domain_name, san, \
              organization, department, address, city, state, postal_code, country, coc, start_date, expiry_date, \
              subscription_end_date, status, public_key_algorithm, public_key_size, csr, certificate_der, chain_pem, fingerprint, \
              serial_hex, issuer_id, key_sha256, imported, subscription_id, acme_account_id, acme_order_id, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        ))
-        .bind(c.customer_id)
-        .bind(c.process_id)
-        .bind(c.product.clone())
-        .bind(c.validation_type.clone())
-        .bind(c.certificate_type.clone())
-        .bind(c.domain_name.clone())
-        .bind(to_json(&c.san))
-        .bind(c.organization.clone())
-        .bind(c.department.clone())
-        .bind(c.address.clone())
-        .bind(c.city.clone())
-        .bind(c.state.clone())
-        .bind(c.postal_code.clone())
-        .bind(c.country.clone())
-        .bind(c.coc.clone())
-        .bind(c.start_date)
-        .bind(c.expiry_date)
-        .bind(c.subscription_end_date)
-        .bind(c.status.clone())
-        .bind(c.public_key_algorithm.clone())
-        .bind(c.public_key_size)
-        .bind(c.csr.clone())
-        .bind(c.certificate_der.clone())
-        .bind(c.chain_pem.clone())
-        .bind(c.fingerprint.clone())
-        .bind(c.serial_hex.clone())
-        .bind(c.issuer_id.clone())
-        .bind(c.key_sha256.clone())
-        .bind(i64::from(c.imported))
-        .bind(c.subscription_id)
-        .bind(c.acme_account_id)
-        .bind(c.acme_order_id)
-        .bind(c.created_at)
-        .fetch_one(&mut **tx)
-        .await?)
+            &[
+                Arg::from(c.customer_id),
+                Arg::from(c.process_id),
+                Arg::from(c.product.clone()),
+                Arg::from(c.validation_type.clone()),
+                Arg::from(c.certificate_type.clone()),
+                Arg::from(c.domain_name.clone()),
+                Arg::from(to_json(&c.san)),
+                Arg::from(c.organization.clone()),
+                Arg::from(c.department.clone()),
+                Arg::from(c.address.clone()),
+                Arg::from(c.city.clone()),
+                Arg::from(c.state.clone()),
+                Arg::from(c.postal_code.clone()),
+                Arg::from(c.country.clone()),
+                Arg::from(c.coc.clone()),
+                Arg::from(c.start_date),
+                Arg::from(c.expiry_date),
+                Arg::from(c.subscription_end_date),
+                Arg::from(c.status.clone()),
+                Arg::from(c.public_key_algorithm.clone()),
+                Arg::from(c.public_key_size),
+                Arg::from(c.csr.clone()),
+                Arg::from(c.certificate_der.clone()),
+                Arg::from(c.chain_pem.clone()),
+                Arg::from(c.fingerprint.clone()),
+                Arg::from(c.serial_hex.clone()),
+                Arg::from(c.issuer_id.clone()),
+                Arg::from(c.key_sha256.clone()),
+                Arg::from(i64::from(c.imported)),
+                Arg::from(c.subscription_id),
+                Arg::from(c.acme_account_id),
+                Arg::from(c.acme_order_id),
+                Arg::from(c.created_at),
+            ])
+        .await
     }
 
     /// A certificate by id, scoped to a customer when given.
@@ -283,9 +282,8 @@ impl Db {
     }
 
     pub async fn certificate_tx(&self, tx: &mut Tx, id: i64) -> Result<Option<CertificateRow>> {
-        let row = sqlx::query(self.sql("SELECT * FROM certificates WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&mut **tx)
+        let row = tx
+            .fetch_optional("SELECT * FROM certificates WHERE id = ?", &[Arg::from(id)])
             .await?;
         row.as_ref().map(certificate_from_row).transpose()
     }
@@ -327,25 +325,23 @@ impl Db {
         key_sha256: &str,
         now: i64,
     ) -> Result<Vec<CertificateRow>> {
-        let rows = sqlx::query(self.sql(
-            "SELECT * FROM certificates WHERE key_sha256 = ? AND imported = 0 AND revoked_at IS NULL AND expiry_date > ?",
-        ))
-        .bind(key_sha256.to_string())
-        .bind(now)
-        .fetch_all(&mut **tx)
+        let rows = tx.fetch_all("SELECT * FROM certificates WHERE key_sha256 = ? AND imported = 0 AND revoked_at IS NULL AND expiry_date > ?",
+            &[
+                Arg::from(key_sha256.to_string()),
+                Arg::from(now),
+            ])
         .await?;
         rows.iter().map(certificate_from_row).collect()
     }
 
     /// Marks a certificate revoked; false if it already was.
     pub async fn mark_revoked(&self, tx: &mut Tx, id: i64, reason: &str, now: i64) -> Result<bool> {
-        let r = sqlx::query(self.sql(
-            "UPDATE certificates SET status = 'REVOKED', revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL",
-        ))
-        .bind(now)
-        .bind(reason.to_string())
-        .bind(id)
-        .execute(&mut **tx)
+        let r = tx.exec("UPDATE certificates SET status = 'REVOKED', revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL",
+            &[
+                Arg::from(now),
+                Arg::from(reason.to_string()),
+                Arg::from(id),
+            ])
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -357,11 +353,12 @@ impl Db {
         status: &str,
         replaced_by: Option<i64>,
     ) -> Result<()> {
-        sqlx::query(self.sql("UPDATE certificates SET status = ?, replaced_by = COALESCE(?, replaced_by) WHERE id = ?"))
-            .bind(status.to_string())
-            .bind(replaced_by)
-            .bind(id)
-            .execute(&mut **tx)
+        tx.exec("UPDATE certificates SET status = ?, replaced_by = COALESCE(?, replaced_by) WHERE id = ?",
+            &[
+                Arg::from(status.to_string()),
+                Arg::from(replaced_by),
+                Arg::from(id),
+            ])
             .await?;
         Ok(())
     }
@@ -372,19 +369,15 @@ impl Db {
         tx: &mut Tx,
         issuer_id: &str,
     ) -> Result<Vec<(String, i64, String)>> {
-        let rows = sqlx::query(self.sql(
-            "SELECT serial_hex, revoked_at, revocation_reason FROM certificates WHERE issuer_id = ? AND revoked_at IS NOT NULL \
-             AND imported = 0 ORDER BY revoked_at",
-        ))
-        .bind(issuer_id.to_string())
-        .fetch_all(&mut **tx)
+        let rows = tx.fetch_all("SELECT serial_hex, revoked_at, revocation_reason FROM certificates WHERE issuer_id = ? AND revoked_at IS NOT NULL \
+             AND imported = 0 ORDER BY revoked_at", &[Arg::from(issuer_id.to_string())])
         .await?;
         rows.iter()
             .map(|r| {
                 Ok((
-                    r.try_get("serial_hex")?,
-                    r.try_get("revoked_at")?,
-                    r.try_get::<Option<String>, _>("revocation_reason")?
+                    r.col("serial_hex")?,
+                    r.col("revoked_at")?,
+                    r.col::<Option<String>>("revocation_reason")?
                         .unwrap_or_default(),
                 ))
             })
@@ -398,13 +391,12 @@ impl Db {
         reason: &str,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(self.sql(
-            "INSERT INTO blocked_keys (key_sha256, reason, created_at) VALUES (?, ?, ?) ON CONFLICT (key_sha256) DO NOTHING",
-        ))
-        .bind(key_sha256.to_string())
-        .bind(reason.to_string())
-        .bind(now)
-        .execute(&mut **tx)
+        tx.exec("INSERT INTO blocked_keys (key_sha256, reason, created_at) VALUES (?, ?, ?) ON CONFLICT (key_sha256) DO NOTHING",
+            &[
+                Arg::from(key_sha256.to_string()),
+                Arg::from(reason.to_string()),
+                Arg::from(now),
+            ])
         .await?;
         Ok(())
     }
@@ -444,35 +436,34 @@ impl Db {
     pub async fn store_issuers_if_absent(&self, rows: &[IssuerRow], now: i64) -> Result<bool> {
         let mut tx = self.begin().await?;
         if self.dialect() == crate::Dialect::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(7241002)")
-                .execute(&mut *tx)
+            tx.exec("SELECT pg_advisory_xact_lock(7241002)", &[])
                 .await?;
         }
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ca_issuers")
-            .fetch_one(&mut *tx)
+        let n: i64 = tx
+            .scalar_one("SELECT COUNT(*) FROM ca_issuers", &[])
             .await?;
         if n > 0 {
             tx.commit().await?;
             return Ok(false);
         }
         for r in rows {
-            sqlx::query(self.sql(
-                "INSERT INTO ca_issuers (id, parent, cert_der, key_sealed, ocsp_cert_der, ocsp_key_sealed, created_at) \
+            tx.exec("INSERT INTO ca_issuers (id, parent, cert_der, key_sealed, ocsp_cert_der, ocsp_key_sealed, created_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
-            ))
-            .bind(r.id.clone())
-            .bind(r.parent.clone())
-            .bind(r.cert_der.clone())
-            .bind(r.key_sealed.clone())
-            .bind(r.ocsp_cert_der.clone())
-            .bind(r.ocsp_key_sealed.clone())
-            .bind(now)
-            .execute(&mut *tx)
+                &[
+                    Arg::from(r.id.clone()),
+                    Arg::from(r.parent.clone()),
+                    Arg::from(r.cert_der.clone()),
+                    Arg::from(r.key_sealed.clone()),
+                    Arg::from(r.ocsp_cert_der.clone()),
+                    Arg::from(r.ocsp_key_sealed.clone()),
+                    Arg::from(now),
+                ])
             .await?;
-            sqlx::query(self.sql("INSERT INTO crl_numbers (issuer, next) VALUES (?, 1)"))
-                .bind(r.id.clone())
-                .execute(&mut *tx)
-                .await?;
+            tx.exec(
+                "INSERT INTO crl_numbers (issuer, next) VALUES (?, 1)",
+                &[Arg::from(r.id.clone())],
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -499,12 +490,11 @@ impl Db {
 
     /// Allocates the next CRL number of an issuer (monotonic across nodes).
     pub async fn next_crl_number(&self, tx: &mut Tx, issuer: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar(
+        tx.scalar_one(
             self.sql("UPDATE crl_numbers SET next = next + 1 WHERE issuer = ? RETURNING next - 1"),
+            &[Arg::from(issuer.to_string())],
         )
-        .bind(issuer.to_string())
-        .fetch_one(&mut **tx)
-        .await?)
+        .await
     }
 
     pub async fn store_crl(
@@ -516,17 +506,16 @@ impl Db {
         this: i64,
         next: i64,
     ) -> Result<()> {
-        sqlx::query(self.sql(
-            "INSERT INTO crls (issuer, number, der, this_update, next_update) VALUES (?, ?, ?, ?, ?) \
+        tx.exec("INSERT INTO crls (issuer, number, der, this_update, next_update) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (issuer) DO UPDATE SET number = excluded.number, der = excluded.der, \
              this_update = excluded.this_update, next_update = excluded.next_update WHERE crls.number < excluded.number",
-        ))
-        .bind(issuer.to_string())
-        .bind(number)
-        .bind(der.to_vec())
-        .bind(this)
-        .bind(next)
-        .execute(&mut **tx)
+            &[
+                Arg::from(issuer.to_string()),
+                Arg::from(number),
+                Arg::from(der.to_vec()),
+                Arg::from(this),
+                Arg::from(next),
+            ])
         .await?;
         Ok(())
     }
@@ -582,11 +571,14 @@ impl Db {
     }
 
     pub async fn drop_ocsp_cache(&self, tx: &mut Tx, issuer: &str, serial_hex: &str) -> Result<()> {
-        sqlx::query(self.sql("DELETE FROM ocsp_cache WHERE issuer = ? AND serial_hex = ?"))
-            .bind(issuer.to_string())
-            .bind(serial_hex.to_string())
-            .execute(&mut **tx)
-            .await?;
+        tx.exec(
+            "DELETE FROM ocsp_cache WHERE issuer = ? AND serial_hex = ?",
+            &[
+                Arg::from(issuer.to_string()),
+                Arg::from(serial_hex.to_string()),
+            ],
+        )
+        .await?;
         Ok(())
     }
 }
@@ -601,15 +593,13 @@ impl Db {
         customer_id: i64,
         fingerprint: &str,
     ) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar(
+        tx.scalar_optional(
             self.sql(
                 "SELECT id FROM certificates WHERE customer_id = ? AND fingerprint = ? LIMIT 1",
             ),
+            &[Arg::from(customer_id), Arg::from(fingerprint.to_string())],
         )
-        .bind(customer_id)
-        .bind(fingerprint.to_string())
-        .fetch_optional(&mut **tx)
-        .await?)
+        .await
     }
 
     /// Moves a certificate from `from` to `to` (ACTIVE → EXPIRED); false when it was not in `from`.
@@ -620,13 +610,16 @@ impl Db {
         from: &str,
         to: &str,
     ) -> Result<bool> {
-        let r =
-            sqlx::query(self.sql("UPDATE certificates SET status = ? WHERE id = ? AND status = ?"))
-                .bind(to.to_string())
-                .bind(id)
-                .bind(from.to_string())
-                .execute(&mut **tx)
-                .await?;
+        let r = tx
+            .exec(
+                "UPDATE certificates SET status = ? WHERE id = ? AND status = ?",
+                &[
+                    Arg::from(to.to_string()),
+                    Arg::from(id),
+                    Arg::from(from.to_string()),
+                ],
+            )
+            .await?;
         Ok(r.rows_affected() == 1)
     }
 

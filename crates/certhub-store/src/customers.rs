@@ -8,7 +8,6 @@
 use crate::read::{Arg, Cols};
 use aws_lc_rs::{digest, hmac};
 use base64::Engine;
-use sqlx::Row;
 
 use crate::sealed::random_bytes;
 use crate::{Db, Result, StoreError, Tx};
@@ -59,29 +58,29 @@ impl Db {
         currency: &str,
         now: i64,
     ) -> Result<Customer> {
-        let exists: Option<i64> =
-            sqlx::query_scalar(self.sql("SELECT id FROM customers WHERE handle = ?"))
-                .bind(handle.to_string())
-                .fetch_optional(&mut **tx)
-                .await?;
+        let exists: Option<i64> = tx
+            .scalar_optional(
+                "SELECT id FROM customers WHERE handle = ?",
+                &[Arg::from(handle.to_string())],
+            )
+            .await?;
         if exists.is_some() {
             return Err(StoreError::Conflict(format!(
                 "customer {handle} already exists"
             )));
         }
-        let id: i64 = sqlx::query_scalar(self.sql(
-            "INSERT INTO customers (handle, currency, created_at) VALUES (?, ?, ?) RETURNING id",
-        ))
-        .bind(handle.to_string())
-        .bind(currency.to_string())
-        .bind(now)
-        .fetch_one(&mut **tx)
+        let id: i64 = tx.scalar_one("INSERT INTO customers (handle, currency, created_at) VALUES (?, ?, ?) RETURNING id",
+            &[
+                Arg::from(handle.to_string()),
+                Arg::from(currency.to_string()),
+                Arg::from(now),
+            ])
         .await?;
-        sqlx::query(self.sql("INSERT INTO credit_accounts (customer_id, currency) VALUES (?, ?)"))
-            .bind(id)
-            .bind(currency.to_string())
-            .execute(&mut **tx)
-            .await?;
+        tx.exec(
+            "INSERT INTO credit_accounts (customer_id, currency) VALUES (?, ?)",
+            &[Arg::from(id), Arg::from(currency.to_string())],
+        )
+        .await?;
         Ok(Customer {
             id,
             handle: handle.to_string(),
@@ -128,14 +127,13 @@ impl Db {
     ) -> Result<(ApiKeyInfo, String)> {
         let key = base64::engine::general_purpose::STANDARD.encode(random_bytes::<32>());
         let key_id = key_lookup_id(&key);
-        let id: i64 = sqlx::query_scalar(
-            self.sql("INSERT INTO api_keys (customer_id, key_id, key_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id"),
-        )
-        .bind(customer_id)
-        .bind(key_id.clone())
-        .bind(key_mac(pepper, &key))
-        .bind(now)
-        .fetch_one(&mut **tx)
+        let id: i64 = tx.scalar_one("INSERT INTO api_keys (customer_id, key_id, key_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+            &[
+                Arg::from(customer_id),
+                Arg::from(key_id.clone()),
+                Arg::from(key_mac(pepper, &key)),
+                Arg::from(now),
+            ])
         .await?;
         Ok((
             ApiKeyInfo {
@@ -186,20 +184,19 @@ impl Db {
     }
 
     pub async fn revoke_api_key(&self, tx: &mut Tx, key_id: &str, now: i64) -> Result<ApiKeyInfo> {
-        let row = sqlx::query(self.sql(
-            "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL RETURNING id, key_id, customer_id, created_at, revoked_at",
-        ))
-        .bind(now)
-        .bind(key_id.to_string())
-        .fetch_optional(&mut **tx)
+        let row = tx.fetch_optional("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL RETURNING id, key_id, customer_id, created_at, revoked_at",
+            &[
+                Arg::from(now),
+                Arg::from(key_id.to_string()),
+            ])
         .await?
         .ok_or(StoreError::NotFound)?;
         Ok(ApiKeyInfo {
-            id: row.try_get("id")?,
-            key_id: row.try_get("key_id")?,
-            customer_id: row.try_get("customer_id")?,
-            created_at: row.try_get("created_at")?,
-            revoked_at: row.try_get("revoked_at")?,
+            id: row.col("id")?,
+            key_id: row.col("key_id")?,
+            customer_id: row.col("customer_id")?,
+            created_at: row.col("created_at")?,
+            revoked_at: row.col("revoked_at")?,
         })
     }
 
@@ -226,10 +223,11 @@ impl Db {
     /// that two concurrent charges of one customer serialise.
     pub async fn lock_customer(&self, tx: &mut Tx, customer_id: i64) -> Result<()> {
         if self.dialect() == crate::Dialect::Postgres {
-            sqlx::query(self.sql("SELECT id FROM customers WHERE id = ? FOR UPDATE"))
-                .bind(customer_id)
-                .execute(&mut **tx)
-                .await?;
+            tx.exec(
+                "SELECT id FROM customers WHERE id = ? FOR UPDATE",
+                &[Arg::from(customer_id)],
+            )
+            .await?;
         }
         Ok(())
     }

@@ -6,19 +6,55 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use sqlx::{Any, AnyPool, Executor};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
+use crate::read::{Arg, Cols, FromCol, Readers, Row, WRITE_BUSY_TIMEOUT, lite_error, query_rows};
 use crate::{Result, StoreError};
 
-/// A write transaction: every use case runs in exactly one. It derefs to the
-/// connection, so statements run with `.execute(&mut *tx)` as with sqlx's own.
+/// A write transaction: every use case runs in exactly one. Statements run
+/// through its methods (`tx.exec(sql, &[args])`, `tx.fetch_one(...)`), which
+/// on SQLite execute inline on this process's one writer connection (see
+/// [`crate::read`]: no thread hop per statement; only COMMIT, which waits for
+/// fsync, goes to a blocking thread) and on PostgreSQL through sqlx.
 pub struct Tx {
-    inner: sqlx::Transaction<'static, Any>,
+    inner: TxInner,
     dialect: Dialect,
     /// SQLite: this process's turn as the one writer (dropped after `inner`,
     /// so the next writer starts once this one has committed or rolled back).
     _writer: Option<OwnedMutexGuard<()>>,
+}
+
+enum TxInner {
+    Sqlx(sqlx::Transaction<'static, Any>),
+    Lite(LiteTx),
+}
+
+/// What a statement changed.
+#[derive(Debug, Clone, Copy)]
+pub struct Done(u64);
+
+impl Done {
+    pub fn rows_affected(&self) -> u64 {
+        self.0
+    }
+}
+
+/// SQL text: static (PostgreSQL placeholders translated once and cached) or
+/// built at run time from whitelisted parts.
+#[derive(Clone, Copy)]
+enum Sql<'a> {
+    Static(&'static str),
+    Dyn(&'a str),
+}
+
+impl Sql<'_> {
+    fn text(&self) -> &str {
+        match self {
+            Sql::Static(s) => s,
+            Sql::Dyn(s) => s,
+        }
+    }
 }
 
 impl Tx {
@@ -28,14 +64,14 @@ impl Tx {
     /// transaction is rolled back instead and `IdempotencyConflict` returned.
     pub async fn commit(mut self) -> Result<()> {
         let Some(claim) = crate::idempotency::unclaimed() else {
-            return Ok(self.inner.commit().await?);
+            return self.finish(true).await;
         };
         if !crate::idempotency::claim_in(&mut self, &claim).await? {
             claim.set_state(crate::idempotency::ClaimState::Conflict);
-            self.inner.rollback().await?;
+            self.finish(false).await?;
             return Err(StoreError::IdempotencyConflict);
         }
-        self.inner.commit().await?;
+        self.finish(true).await?;
         claim.set_state(crate::idempotency::ClaimState::Claimed);
         Ok(())
     }
@@ -45,21 +81,228 @@ impl Tx {
     }
 
     pub async fn rollback(self) -> Result<()> {
-        Ok(self.inner.rollback().await?)
+        self.finish(false).await
+    }
+
+    async fn finish(self, commit: bool) -> Result<()> {
+        match self.inner {
+            TxInner::Sqlx(t) if commit => Ok(t.commit().await?),
+            TxInner::Sqlx(t) => Ok(t.rollback().await?),
+            TxInner::Lite(l) => l.finish(commit).await,
+        }
+    }
+
+    /// Runs a statement; how many rows it changed.
+    pub async fn exec(&mut self, sql: &'static str, args: &[Arg]) -> Result<Done> {
+        self.exec_sql(Sql::Static(sql), args).await
+    }
+
+    /// [`Tx::exec`] for SQL built at run time from whitelisted parts.
+    pub async fn exec_dyn(&mut self, sql: &str, args: &[Arg]) -> Result<Done> {
+        self.exec_sql(Sql::Dyn(sql), args).await
+    }
+
+    pub async fn fetch_optional(&mut self, sql: &'static str, args: &[Arg]) -> Result<Option<Row>> {
+        Ok(self.rows(Sql::Static(sql), args, 1).await?.pop())
+    }
+
+    /// The one row a statement returns (an error when there is none).
+    pub async fn fetch_one(&mut self, sql: &'static str, args: &[Arg]) -> Result<Row> {
+        self.rows(Sql::Static(sql), args, 1)
+            .await?
+            .pop()
+            .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
+    }
+
+    pub async fn fetch_all(&mut self, sql: &'static str, args: &[Arg]) -> Result<Vec<Row>> {
+        self.rows(Sql::Static(sql), args, usize::MAX).await
+    }
+
+    pub async fn fetch_all_dyn(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
+        self.rows(Sql::Dyn(sql), args, usize::MAX).await
+    }
+
+    /// The first column of the one row a statement returns.
+    pub async fn scalar_one<T: FromCol>(&mut self, sql: &'static str, args: &[Arg]) -> Result<T> {
+        self.fetch_one(sql, args).await?.col_at(0)
+    }
+
+    pub async fn scalar_optional<T: FromCol>(
+        &mut self,
+        sql: &'static str,
+        args: &[Arg],
+    ) -> Result<Option<T>> {
+        self.fetch_optional(sql, args)
+            .await?
+            .map(|r| r.col_at(0))
+            .transpose()
+    }
+
+    pub async fn scalar_all<T: FromCol>(
+        &mut self,
+        sql: &'static str,
+        args: &[Arg],
+    ) -> Result<Vec<T>> {
+        self.fetch_all(sql, args)
+            .await?
+            .iter()
+            .map(|r| r.col_at(0))
+            .collect()
+    }
+
+    /// Runs several `;`-separated statements without parameters (migrations).
+    pub async fn batch(&mut self, sql: &str) -> Result<()> {
+        match &mut self.inner {
+            TxInner::Sqlx(t) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                    .execute(&mut **t)
+                    .await?;
+                Ok(())
+            }
+            TxInner::Lite(l) => l.conn().execute_batch(sql).map_err(lite_error),
+        }
+    }
+
+    async fn exec_sql(&mut self, sql: Sql<'_>, args: &[Arg]) -> Result<Done> {
+        match &mut self.inner {
+            TxInner::Sqlx(t) => {
+                let r = sqlx_query(self.dialect, sql, args)
+                    .execute(&mut **t)
+                    .await?;
+                Ok(Done(r.rows_affected()))
+            }
+            TxInner::Lite(l) => {
+                let conn = l.conn();
+                let n = conn
+                    .prepare_cached(sql.text())
+                    .and_then(|mut s| s.execute(rusqlite::params_from_iter(args.iter())))
+                    .map_err(lite_error)?;
+                Ok(Done(n as u64))
+            }
+        }
+    }
+
+    async fn rows(&mut self, sql: Sql<'_>, args: &[Arg], limit: usize) -> Result<Vec<Row>> {
+        match &mut self.inner {
+            TxInner::Sqlx(t) => {
+                let q = sqlx_query(self.dialect, sql, args);
+                let rows = if limit == 1 {
+                    q.fetch_optional(&mut **t).await?.into_iter().collect()
+                } else {
+                    q.fetch_all(&mut **t).await?
+                };
+                Ok(rows.into_iter().map(Row::Any).collect())
+            }
+            TxInner::Lite(l) => Ok(query_rows(l.conn(), sql.text(), args, limit)
+                .map_err(lite_error)?
+                .into_iter()
+                .map(Row::Lite)
+                .collect()),
+        }
     }
 }
 
-impl std::ops::Deref for Tx {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        &self.inner
+fn sqlx_query<'a>(
+    dialect: Dialect,
+    sql: Sql<'_>,
+    args: &[Arg],
+) -> sqlx::query::Query<'a, Any, sqlx::any::AnyArguments> {
+    let q = match (dialect, sql) {
+        (Dialect::Sqlite, Sql::Static(s)) => sqlx::query(s),
+        (Dialect::Postgres, Sql::Static(s)) => sqlx::query(translate_cached(s)),
+        (Dialect::Sqlite, Sql::Dyn(s)) => sqlx::query(sqlx::AssertSqlSafe(s.to_string())),
+        (Dialect::Postgres, Sql::Dyn(s)) => sqlx::query(sqlx::AssertSqlSafe(translate(s))),
+    };
+    crate::read::bind(q, args)
+}
+
+/// A SQLite write transaction on the inline writer connection. Dropped
+/// without commit (an error path), it rolls back at once.
+struct LiteTx {
+    conn: Option<rusqlite::Connection>,
+    home: Arc<Readers>,
+}
+
+impl LiteTx {
+    /// `BEGIN IMMEDIATE` inline when the write lock is free (always, unless
+    /// another process writes); otherwise waits for it on a blocking thread,
+    /// so a runtime thread never sleeps in SQLite's busy handler.
+    async fn begin(home: Arc<Readers>) -> Result<LiteTx> {
+        let conn = home.take_writer()?;
+        conn.busy_timeout(Duration::ZERO).map_err(lite_error)?;
+        let first = conn.execute_batch("BEGIN IMMEDIATE");
+        let restored = conn.busy_timeout(WRITE_BUSY_TIMEOUT);
+        let conn = match first {
+            Ok(()) => conn,
+            Err(e) if is_busy(&e) && restored.is_ok() => {
+                let (conn, r) = tokio::task::spawn_blocking(move || {
+                    let r = conn.execute_batch("BEGIN IMMEDIATE");
+                    (conn, r)
+                })
+                .await
+                .map_err(|e| StoreError::Busy(format!("begin: {e}")))?;
+                if let Err(e) = r {
+                    home.put_writer(conn);
+                    return Err(lite_error(e));
+                }
+                conn
+            }
+            Err(e) => {
+                home.put_writer(conn);
+                return Err(lite_error(e));
+            }
+        };
+        Ok(LiteTx {
+            conn: Some(conn),
+            home,
+        })
+    }
+
+    fn conn(&self) -> &rusqlite::Connection {
+        self.conn
+            .as_ref()
+            .expect("an open transaction has its connection")
+    }
+
+    async fn finish(mut self, commit: bool) -> Result<()> {
+        let conn = self
+            .conn
+            .take()
+            .expect("an open transaction has its connection");
+        if !commit {
+            let r = conn.execute_batch("ROLLBACK");
+            self.home.put_writer(conn);
+            return r.map_err(lite_error);
+        }
+        // COMMIT waits for fsync: off the runtime's threads.
+        let (conn, r) = tokio::task::spawn_blocking(move || {
+            let r = conn.execute_batch("COMMIT");
+            if r.is_err() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            (conn, r)
+        })
+        .await
+        .map_err(|e| StoreError::Busy(format!("commit: {e}")))?;
+        self.home.put_writer(conn);
+        r.map_err(lite_error)
     }
 }
 
-impl std::ops::DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.inner
+impl Drop for LiteTx {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.execute_batch("ROLLBACK");
+            self.home.put_writer(conn);
+        }
     }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +323,7 @@ pub struct Db {
     writer: Arc<AsyncMutex<()>>,
     /// SQLite: read-only connections for reads run on the calling thread
     /// (see [`crate::read`]).
-    readers: Option<Arc<crate::read::Readers>>,
+    readers: Option<Arc<Readers>>,
 }
 
 /// How long a writer waits for its turn before the request is answered as
@@ -210,7 +453,8 @@ impl Db {
                 let path = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?
                     .get_filename()
                     .to_path_buf();
-                Some(Arc::new(crate::read::Readers::new(path)))
+                (path.as_os_str() != ":memory:" && !url.contains("mode=memory"))
+                    .then(|| Arc::new(Readers::new(path)))
             }
             Dialect::Postgres => None,
         };
@@ -222,7 +466,7 @@ impl Db {
         })
     }
 
-    pub(crate) fn readers(&self) -> Option<&crate::read::Readers> {
+    pub(crate) fn readers(&self) -> Option<&Readers> {
         self.readers.as_deref()
     }
 
@@ -264,14 +508,18 @@ impl Db {
                 let turn = tokio::time::timeout(WRITER_WAIT, self.writer.clone().lock_owned())
                     .await
                     .map_err(|_| StoreError::Db(sqlx::Error::PoolTimedOut))?;
+                let inner = match &self.readers {
+                    Some(home) => TxInner::Lite(LiteTx::begin(home.clone()).await?),
+                    None => TxInner::Sqlx(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+                };
                 Tx {
-                    inner: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    inner,
                     dialect: self.dialect,
                     _writer: Some(turn),
                 }
             }
             Dialect::Postgres => Tx {
-                inner: self.pool.begin().await?,
+                inner: TxInner::Sqlx(self.pool.begin().await?),
                 dialect: self.dialect,
                 _writer: None,
             },
@@ -284,15 +532,13 @@ impl Db {
     pub async fn migrate(&self) -> Result<Vec<String>> {
         let mut tx = self.begin().await?;
         if self.dialect == Dialect::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(7241001)")
-                .execute(&mut *tx)
+            tx.exec("SELECT pg_advisory_xact_lock(7241001)", &[])
                 .await?;
         }
-        sqlx::raw_sql("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
-            .execute(&mut *tx)
+        tx.batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
             .await?;
-        let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
-            .fetch_all(&mut *tx)
+        let done: Vec<i64> = tx
+            .scalar_all("SELECT version FROM schema_migrations", &[])
             .await?;
         let mut applied = Vec::new();
         for (version, name, sql) in MIGRATIONS {
@@ -307,18 +553,15 @@ impl Db {
                 Dialect::Sqlite => *sql,
             };
             let text = self.dialect_ddl(sql);
-            sqlx::raw_sql(sqlx::AssertSqlSafe(text))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                self.sql(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                ),
+            tx.batch(&text).await?;
+            tx.exec(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                &[
+                    Arg::from(*version),
+                    Arg::from(*name),
+                    Arg::from(certhub_domain::time::now()),
+                ],
             )
-            .bind(*version)
-            .bind(*name)
-            .bind(certhub_domain::time::now())
-            .execute(&mut *tx)
             .await?;
             applied.push(format!("{version:04}_{name}"));
         }

@@ -1,7 +1,7 @@
 //! Certificate requests waiting for validation, their DCV entries, completed
 //! validations (for reuse) and the operator's outbox of e-mails.
 
-use crate::read::Cols;
+use crate::read::{Arg, Cols};
 use serde_json::Value;
 
 use crate::{Db, Dialect, Result, Tx, from_json, to_json};
@@ -111,23 +111,22 @@ impl Db {
         r: &CertRequestRow,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(self.sql(
-            "INSERT INTO cert_requests (process_id, customer_id, action, product, details, status, checks, attention, \
+        tx.exec("INSERT INTO cert_requests (process_id, customer_id, action, product, details, status, checks, attention, \
              certificate_id, created_at, expires_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(r.process_id)
-        .bind(r.customer_id)
-        .bind(r.action.clone())
-        .bind(r.product.clone())
-        .bind(to_json(&r.details))
-        .bind(r.status.clone())
-        .bind(r.checks)
-        .bind(i64::from(r.attention))
-        .bind(r.certificate_id)
-        .bind(r.created_at)
-        .bind(r.expires_at)
-        .bind(now)
-        .execute(&mut **tx)
+            &[
+                Arg::from(r.process_id),
+                Arg::from(r.customer_id),
+                Arg::from(r.action.clone()),
+                Arg::from(r.product.clone()),
+                Arg::from(to_json(&r.details)),
+                Arg::from(r.status.clone()),
+                Arg::from(r.checks),
+                Arg::from(i64::from(r.attention)),
+                Arg::from(r.certificate_id),
+                Arg::from(r.created_at),
+                Arg::from(r.expires_at),
+                Arg::from(now),
+            ])
         .await?;
         Ok(())
     }
@@ -142,10 +141,7 @@ impl Db {
             Dialect::Postgres => "SELECT * FROM cert_requests WHERE process_id = ? FOR UPDATE",
             Dialect::Sqlite => "SELECT * FROM cert_requests WHERE process_id = ?",
         };
-        let row = sqlx::query(self.sql(sql))
-            .bind(process_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let row = tx.fetch_optional(sql, &[Arg::from(process_id)]).await?;
         row.as_ref().map(request_from_row).transpose()
     }
 
@@ -159,61 +155,58 @@ impl Db {
 
     /// Saves the mutable parts of a request.
     pub async fn save_cert_request(&self, tx: &mut Tx, r: &CertRequestRow, now: i64) -> Result<()> {
-        sqlx::query(self.sql(
-            "UPDATE cert_requests SET status = ?, checks = ?, attention = ?, certificate_id = ?, details = ?, updated_at = ? \
+        tx.exec("UPDATE cert_requests SET status = ?, checks = ?, attention = ?, certificate_id = ?, details = ?, updated_at = ? \
              WHERE process_id = ?",
-        ))
-        .bind(r.status.clone())
-        .bind(r.checks)
-        .bind(i64::from(r.attention))
-        .bind(r.certificate_id)
-        .bind(to_json(&r.details))
-        .bind(now)
-        .bind(r.process_id)
-        .execute(&mut **tx)
+            &[
+                Arg::from(r.status.clone()),
+                Arg::from(r.checks),
+                Arg::from(i64::from(r.attention)),
+                Arg::from(r.certificate_id),
+                Arg::from(to_json(&r.details)),
+                Arg::from(now),
+                Arg::from(r.process_id),
+            ])
         .await?;
         Ok(())
     }
 
     pub async fn insert_dcv_entry(&self, tx: &mut Tx, e: &DcvEntry) -> Result<i64> {
-        Ok(sqlx::query_scalar(self.sql(
-            "INSERT INTO dcv_entries (process_id, customer_id, name, method, token, file_name, email, approval_token, status, \
+        tx.scalar_one("INSERT INTO dcv_entries (process_id, customer_id, name, method, token, file_name, email, approval_token, status, \
              caa_status, last_error, created_at, validated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        ))
-        .bind(e.process_id)
-        .bind(e.customer_id)
-        .bind(e.name.clone())
-        .bind(e.method.clone())
-        .bind(e.token.clone())
-        .bind(e.file_name.clone())
-        .bind(e.email.clone())
-        .bind(e.approval_token.clone())
-        .bind(e.status.clone())
-        .bind(e.caa_status.clone())
-        .bind(e.last_error.clone())
-        .bind(e.created_at)
-        .bind(e.validated_at)
-        .fetch_one(&mut **tx)
-        .await?)
+            &[
+                Arg::from(e.process_id),
+                Arg::from(e.customer_id),
+                Arg::from(e.name.clone()),
+                Arg::from(e.method.clone()),
+                Arg::from(e.token.clone()),
+                Arg::from(e.file_name.clone()),
+                Arg::from(e.email.clone()),
+                Arg::from(e.approval_token.clone()),
+                Arg::from(e.status.clone()),
+                Arg::from(e.caa_status.clone()),
+                Arg::from(e.last_error.clone()),
+                Arg::from(e.created_at),
+                Arg::from(e.validated_at),
+            ])
+        .await
     }
 
     /// Saves an entry's method, token, e-mail, status and check results.
     pub async fn save_dcv_entry(&self, tx: &mut Tx, e: &DcvEntry) -> Result<()> {
-        sqlx::query(self.sql(
-            "UPDATE dcv_entries SET method = ?, token = ?, file_name = ?, email = ?, approval_token = ?, status = ?, \
+        tx.exec("UPDATE dcv_entries SET method = ?, token = ?, file_name = ?, email = ?, approval_token = ?, status = ?, \
              caa_status = ?, last_error = ?, validated_at = ? WHERE id = ?",
-        ))
-        .bind(e.method.clone())
-        .bind(e.token.clone())
-        .bind(e.file_name.clone())
-        .bind(e.email.clone())
-        .bind(e.approval_token.clone())
-        .bind(e.status.clone())
-        .bind(e.caa_status.clone())
-        .bind(e.last_error.clone())
-        .bind(e.validated_at)
-        .bind(e.id)
-        .execute(&mut **tx)
+            &[
+                Arg::from(e.method.clone()),
+                Arg::from(e.token.clone()),
+                Arg::from(e.file_name.clone()),
+                Arg::from(e.email.clone()),
+                Arg::from(e.approval_token.clone()),
+                Arg::from(e.status.clone()),
+                Arg::from(e.caa_status.clone()),
+                Arg::from(e.last_error.clone()),
+                Arg::from(e.validated_at),
+                Arg::from(e.id),
+            ])
         .await?;
         Ok(())
     }
@@ -228,11 +221,12 @@ impl Db {
     }
 
     pub async fn dcv_entries_tx(&self, tx: &mut Tx, process_id: i64) -> Result<Vec<DcvEntry>> {
-        let rows =
-            sqlx::query(self.sql("SELECT * FROM dcv_entries WHERE process_id = ? ORDER BY id"))
-                .bind(process_id)
-                .fetch_all(&mut **tx)
-                .await?;
+        let rows = tx
+            .fetch_all(
+                "SELECT * FROM dcv_entries WHERE process_id = ? ORDER BY id",
+                &[Arg::from(process_id)],
+            )
+            .await?;
         rows.iter().map(entry_from_row).collect()
     }
 
@@ -254,15 +248,14 @@ impl Db {
         at: i64,
         process_id: Option<i64>,
     ) -> Result<()> {
-        sqlx::query(self.sql(
-            "INSERT INTO completed_validations (customer_id, domain, method, validated_at, process_id) VALUES (?, ?, ?, ?, ?)",
-        ))
-        .bind(customer_id)
-        .bind(domain.to_string())
-        .bind(method.to_string())
-        .bind(at)
-        .bind(process_id)
-        .execute(&mut **tx)
+        tx.exec("INSERT INTO completed_validations (customer_id, domain, method, validated_at, process_id) VALUES (?, ?, ?, ?, ?)",
+            &[
+                Arg::from(customer_id),
+                Arg::from(domain.to_string()),
+                Arg::from(method.to_string()),
+                Arg::from(at),
+                Arg::from(process_id),
+            ])
         .await?;
         Ok(())
     }
@@ -295,16 +288,15 @@ impl Db {
         body: &str,
         now: i64,
     ) -> Result<i64> {
-        Ok(sqlx::query_scalar(self.sql(
-            "INSERT INTO outbox (created_at, customer_id, recipient, subject, body) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        ))
-        .bind(now)
-        .bind(customer_id)
-        .bind(recipient.to_string())
-        .bind(subject.to_string())
-        .bind(body.to_string())
-        .fetch_one(&mut **tx)
-        .await?)
+        tx.scalar_one("INSERT INTO outbox (created_at, customer_id, recipient, subject, body) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            &[
+                Arg::from(now),
+                Arg::from(customer_id),
+                Arg::from(recipient.to_string()),
+                Arg::from(subject.to_string()),
+                Arg::from(body.to_string()),
+            ])
+        .await
     }
 
     /// Messages not yet delivered by SMTP (fewer than `max_attempts` tries), oldest first.
@@ -355,11 +347,11 @@ impl Db {
         process_id: i64,
         detail: Option<&str>,
     ) -> Result<()> {
-        sqlx::query(self.sql("UPDATE processes SET status_detail = ? WHERE id = ?"))
-            .bind(detail.map(str::to_string))
-            .bind(process_id)
-            .execute(&mut **tx)
-            .await?;
+        tx.exec(
+            "UPDATE processes SET status_detail = ? WHERE id = ?",
+            &[Arg::from(detail.map(str::to_string)), Arg::from(process_id)],
+        )
+        .await?;
         Ok(())
     }
 }

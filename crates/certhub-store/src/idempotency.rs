@@ -14,6 +14,7 @@
 //! each of them. A request that commits nothing (refused before any state
 //! change) claims nothing, and a retry runs again.
 
+use crate::read::Arg;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -94,13 +95,17 @@ pub(crate) async fn claim_in(tx: &mut Tx, c: &Claim) -> Result<bool> {
         Dialect::Sqlite => SQL,
         Dialect::Postgres => translate_cached(SQL),
     };
-    let done = sqlx::query(sql)
-        .bind(c.api_key_id)
-        .bind(c.key.clone())
-        .bind(c.request_hash.clone())
-        .bind(c.now)
-        .bind(c.now - TTL_SECS)
-        .execute(&mut **tx)
+    let done = tx
+        .exec(
+            sql,
+            &[
+                Arg::from(c.api_key_id),
+                Arg::from(c.key.clone()),
+                Arg::from(c.request_hash.clone()),
+                Arg::from(c.now),
+                Arg::from(c.now - TTL_SECS),
+            ],
+        )
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -150,15 +155,16 @@ impl Db {
         response: &str,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(self.sql(
+        tx.exec(
             "UPDATE idempotency_keys SET response = ? \
              WHERE api_key_id = ? AND key = ? AND request_hash = ? AND response IS NULL",
-        ))
-        .bind(response.to_string())
-        .bind(api_key_id)
-        .bind(key.to_string())
-        .bind(request_hash.to_string())
-        .execute(&mut *tx)
+            &[
+                Arg::from(response.to_string()),
+                Arg::from(api_key_id),
+                Arg::from(key.to_string()),
+                Arg::from(request_hash.to_string()),
+            ],
+        )
         .await?;
         tx.commit().await
     }
@@ -187,10 +193,11 @@ mod tests {
 
     async fn write_one(db: &Db, n: i64) -> Result<()> {
         let mut tx = db.begin().await?;
-        sqlx::query("INSERT INTO rate_limits (key, window_start, count) VALUES ('t', ?, 1)")
-            .bind(n)
-            .execute(&mut *tx)
-            .await?;
+        tx.exec(
+            "INSERT INTO rate_limits (key, window_start, count) VALUES ('t', ?, 1)",
+            &[Arg::from(n)],
+        )
+        .await?;
         tx.commit().await
     }
 

@@ -5,7 +5,7 @@
 //! out (its node died) is claimed again. Handlers must be idempotent and
 //! finish the job in the same transaction as the state change they make.
 
-use sqlx::Row;
+use crate::read::{Arg, Cols};
 
 use crate::{Db, Result, Tx};
 
@@ -26,13 +26,12 @@ impl Db {
         subject_id: i64,
         due_at: i64,
     ) -> Result<()> {
-        sqlx::query(self.sql(
-            "INSERT INTO jobs (kind, subject_id, due_at) VALUES (?, ?, ?) ON CONFLICT (kind, subject_id, due_at) DO NOTHING",
-        ))
-        .bind(kind.to_string())
-        .bind(subject_id)
-        .bind(due_at)
-        .execute(&mut **tx)
+        tx.exec("INSERT INTO jobs (kind, subject_id, due_at) VALUES (?, ?, ?) ON CONFLICT (kind, subject_id, due_at) DO NOTHING",
+            &[
+                Arg::from(kind.to_string()),
+                Arg::from(subject_id),
+                Arg::from(due_at),
+            ])
         .await?;
         Ok(())
     }
@@ -46,13 +45,12 @@ impl Db {
         subject_id: i64,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(self.sql(
-            "UPDATE jobs SET done_at = ?, last_error = 'cancelled' WHERE kind = ? AND subject_id = ? AND done_at IS NULL",
-        ))
-        .bind(now)
-        .bind(kind.to_string())
-        .bind(subject_id)
-        .execute(&mut **tx)
+        tx.exec("UPDATE jobs SET done_at = ?, last_error = 'cancelled' WHERE kind = ? AND subject_id = ? AND done_at IS NULL",
+            &[
+                Arg::from(now),
+                Arg::from(kind.to_string()),
+                Arg::from(subject_id),
+            ])
         .await?;
         Ok(())
     }
@@ -78,29 +76,25 @@ impl Db {
                  ORDER BY due_at, id LIMIT ?"
             }
         };
-        let ids: Vec<i64> = sqlx::query_scalar(self.sql(select))
-            .bind(now)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&mut *tx)
+        let ids: Vec<i64> = tx
+            .scalar_all(select, &[Arg::from(now), Arg::from(now), Arg::from(limit)])
             .await?;
         let mut jobs = Vec::with_capacity(ids.len());
         for id in ids {
-            let row = sqlx::query(self.sql(
-                "UPDATE jobs SET lease_owner = ?, lease_until = ?, attempts = attempts + 1 WHERE id = ? \
+            let row = tx.fetch_one("UPDATE jobs SET lease_owner = ?, lease_until = ?, attempts = attempts + 1 WHERE id = ? \
                  RETURNING id, kind, subject_id, due_at, attempts",
-            ))
-            .bind(owner.to_string())
-            .bind(lease_until)
-            .bind(id)
-            .fetch_one(&mut *tx)
+                &[
+                    Arg::from(owner.to_string()),
+                    Arg::from(lease_until),
+                    Arg::from(id),
+                ])
             .await?;
             jobs.push(Job {
-                id: row.try_get("id")?,
-                kind: row.try_get("kind")?,
-                subject_id: row.try_get("subject_id")?,
-                due_at: row.try_get("due_at")?,
-                attempts: row.try_get("attempts")?,
+                id: row.col("id")?,
+                kind: row.col("kind")?,
+                subject_id: row.col("subject_id")?,
+                due_at: row.col("due_at")?,
+                attempts: row.col("attempts")?,
             });
         }
         tx.commit().await?;
@@ -110,12 +104,12 @@ impl Db {
     /// Marks a job done inside the handler's transaction. Returns false when
     /// another worker already finished it (the handler must then roll back).
     pub async fn finish_job(&self, tx: &mut Tx, job_id: i64, now: i64) -> Result<bool> {
-        let r =
-            sqlx::query(self.sql("UPDATE jobs SET done_at = ? WHERE id = ? AND done_at IS NULL"))
-                .bind(now)
-                .bind(job_id)
-                .execute(&mut **tx)
-                .await?;
+        let r = tx
+            .exec(
+                "UPDATE jobs SET done_at = ? WHERE id = ? AND done_at IS NULL",
+                &[Arg::from(now), Arg::from(job_id)],
+            )
+            .await?;
         Ok(r.rows_affected() == 1)
     }
 

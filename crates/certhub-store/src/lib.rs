@@ -1,8 +1,9 @@
 //! certhub's persistence: one store over SQLite (default) or PostgreSQL.
 //!
-//! Both backends run the same SQL through sqlx's `Any` driver, except the hot
-//! reads outside transactions, which on SQLite run on the calling thread
-//! through rusqlite ([`read`]); row mappers read either kind of row. The few places
+//! Both backends run the same SQL text: PostgreSQL through sqlx's `Any`
+//! driver, SQLite through rusqlite on the calling thread for transactions and
+//! hot reads ([`read`]; sqlx for the rest). Row mappers read either kind of
+//! row. The few places
 //! where the dialects differ (placeholders, id columns, blobs, write locks,
 //! `SKIP LOCKED`) are handled here, in one module, so that every use case is
 //! written once and the shared behaviour suite proves it on both backends.

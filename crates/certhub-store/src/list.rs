@@ -4,7 +4,7 @@
 
 use crate::read::{Arg, Cols, Row};
 
-use crate::{Db, Result};
+use crate::{Db, Result, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldType {
@@ -183,14 +183,11 @@ impl Db {
             Some(self.counted_total(kind, customer_id).await?)
         } else if q.total {
             let count_sql = format!("SELECT COUNT(*) FROM {}{}", res.from, where_sql);
-            let mut query = sqlx::query_scalar::<_, i64>(self.sql_dyn(&count_sql));
-            for b in &binds {
-                query = match b {
-                    Arg::Int(i) => query.bind(*i),
-                    Arg::Text(t) => query.bind(t.clone()),
-                };
-            }
-            Some(query.fetch_one(self.pool()).await?)
+            let rows = self.read_all_dyn(&count_sql, &binds).await?;
+            let row = rows
+                .first()
+                .ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
+            Some(row.col_at::<i64>(0)?)
         } else {
             None
         };

@@ -1,6 +1,6 @@
 //! Customer notifications (`/v2/customers/{c}/notifications`).
 
-use crate::read::Cols;
+use crate::read::{Arg, Cols};
 use serde_json::Value;
 
 use crate::list::{Field, FieldType, Resource};
@@ -107,25 +107,24 @@ impl Db {
         n: &Notification,
         dedupe_key: Option<&str>,
     ) -> Result<()> {
-        sqlx::query(self.sql(
-            "INSERT INTO notifications (customer_id, fire_date, event_type, notification_type, message, payload, process_id, \
+        tx.exec("INSERT INTO notifications (customer_id, fire_date, event_type, notification_type, message, payload, process_id, \
              process_type, process_identifier, certificate_id, product, expiry_date, dedupe_key) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
-        ))
-        .bind(n.customer_id)
-        .bind(n.fire_date)
-        .bind(n.event_type.clone())
-        .bind(n.notification_type.clone())
-        .bind(n.message.clone())
-        .bind(n.payload.as_ref().map(to_json))
-        .bind(n.process_id)
-        .bind(n.process_type.clone())
-        .bind(n.process_identifier.clone())
-        .bind(n.certificate_id)
-        .bind(n.product.clone())
-        .bind(n.expiry_date)
-        .bind(dedupe_key.map(str::to_string))
-        .execute(&mut **tx)
+            &[
+                Arg::from(n.customer_id),
+                Arg::from(n.fire_date),
+                Arg::from(n.event_type.clone()),
+                Arg::from(n.notification_type.clone()),
+                Arg::from(n.message.clone()),
+                Arg::from(n.payload.as_ref().map(to_json)),
+                Arg::from(n.process_id),
+                Arg::from(n.process_type.clone()),
+                Arg::from(n.process_identifier.clone()),
+                Arg::from(n.certificate_id),
+                Arg::from(n.product.clone()),
+                Arg::from(n.expiry_date),
+                Arg::from(dedupe_key.map(str::to_string)),
+            ])
         .await?;
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! RTR processes: one row per mutation, the customer's record of what happened.
 
-use crate::read::Cols;
+use crate::read::{Arg, Cols};
 use serde_json::Value;
 
 use crate::list::{Field, FieldType, Resource};
@@ -150,24 +150,23 @@ pub fn process_from_row(r: &impl Cols) -> Result<Process> {
 
 impl Db {
     pub async fn insert_process(&self, tx: &mut Tx, p: &NewProcess<'_>, now: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar(self.sql(
-            "INSERT INTO processes (customer_id, customer, user_name, type, action, identifier, status, command, subject_id, \
+        tx.scalar_one("INSERT INTO processes (customer_id, customer, user_name, type, action, identifier, status, command, subject_id, \
              created_at, updated_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        ))
-        .bind(p.customer_id)
-        .bind(p.customer.to_string())
-        .bind(p.user.to_string())
-        .bind(p.process_type.to_string())
-        .bind(p.action.to_string())
-        .bind(p.identifier.to_string())
-        .bind(p.status.to_string())
-        .bind(to_json(p.command))
-        .bind(p.subject_id)
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await?)
+            &[
+                Arg::from(p.customer_id),
+                Arg::from(p.customer.to_string()),
+                Arg::from(p.user.to_string()),
+                Arg::from(p.process_type.to_string()),
+                Arg::from(p.action.to_string()),
+                Arg::from(p.identifier.to_string()),
+                Arg::from(p.status.to_string()),
+                Arg::from(to_json(p.command)),
+                Arg::from(p.subject_id),
+                Arg::from(now),
+                Arg::from(now),
+                Arg::from(now),
+            ])
+        .await
     }
 
     /// Updates the mutable parts of a process. `None` leaves a column alone.
@@ -178,27 +177,26 @@ impl Db {
         upd: &ProcessUpdate,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(self.sql(
-            "UPDATE processes SET status = COALESCE(?, status), status_detail = COALESCE(?, status_detail), \
+        tx.exec("UPDATE processes SET status = COALESCE(?, status), status_detail = COALESCE(?, status_detail), \
              info = COALESCE(?, info), subject_id = COALESCE(?, subject_id), reservation = COALESCE(?, reservation), \
              txn = COALESCE(?, txn), refund = COALESCE(?, refund), billables = COALESCE(?, billables), \
              resume_types = COALESCE(?, resume_types), error = COALESCE(?, error), identifier = COALESCE(?, identifier), \
              updated_at = ? WHERE id = ?",
-        ))
-        .bind(upd.status.clone())
-        .bind(upd.status_detail.clone())
-        .bind(upd.info.as_ref().map(to_json))
-        .bind(upd.subject_id)
-        .bind(upd.reservation.as_ref().map(to_json))
-        .bind(upd.transaction.as_ref().map(to_json))
-        .bind(upd.refund.as_ref().map(to_json))
-        .bind(upd.billables.as_ref().map(to_json))
-        .bind(upd.resume_types.as_ref().map(to_json))
-        .bind(upd.error.as_ref().map(to_json))
-        .bind(upd.identifier.clone())
-        .bind(now)
-        .bind(id)
-        .execute(&mut **tx)
+            &[
+                Arg::from(upd.status.clone()),
+                Arg::from(upd.status_detail.clone()),
+                Arg::from(upd.info.as_ref().map(to_json)),
+                Arg::from(upd.subject_id),
+                Arg::from(upd.reservation.as_ref().map(to_json)),
+                Arg::from(upd.transaction.as_ref().map(to_json)),
+                Arg::from(upd.refund.as_ref().map(to_json)),
+                Arg::from(upd.billables.as_ref().map(to_json)),
+                Arg::from(upd.resume_types.as_ref().map(to_json)),
+                Arg::from(upd.error.as_ref().map(to_json)),
+                Arg::from(upd.identifier.clone()),
+                Arg::from(now),
+                Arg::from(id),
+            ])
         .await?;
         Ok(())
     }
@@ -214,9 +212,8 @@ impl Db {
     }
 
     pub async fn process_tx(&self, tx: &mut Tx, id: i64) -> Result<Option<Process>> {
-        let row = sqlx::query(self.sql("SELECT * FROM processes WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&mut **tx)
+        let row = tx
+            .fetch_optional("SELECT * FROM processes WHERE id = ?", &[Arg::from(id)])
             .await?;
         row.as_ref().map(process_from_row).transpose()
     }

@@ -1,6 +1,7 @@
 //! The product catalogue and price list, seeded on first start and edited by
 //! the operator (`certhub admin product|price ...`).
 
+use crate::read::Arg;
 use certhub_domain::product::{Product, default_catalogue};
 use serde::Serialize;
 use sqlx::Row;
@@ -23,37 +24,36 @@ impl Db {
         // Several nodes may start at once: without the lock the second one's
         // INSERTs would hit the first one's keys and abort its start-up.
         if self.dialect() == crate::Dialect::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(7241003)")
-                .execute(&mut *tx)
+            tx.exec("SELECT pg_advisory_xact_lock(7241003)", &[])
                 .await?;
         }
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
-            .fetch_one(&mut *tx)
-            .await?;
+        let n: i64 = tx.scalar_one("SELECT COUNT(*) FROM products", &[]).await?;
         if n > 0 {
             tx.commit().await?;
             return Ok(false);
         }
         let (products, prices) = default_catalogue();
         for (i, p) in products.iter().enumerate() {
-            sqlx::query(
-                self.sql("INSERT INTO products (product, definition, sort_order) VALUES (?, ?, ?)"),
+            tx.exec(
+                "INSERT INTO products (product, definition, sort_order) VALUES (?, ?, ?)",
+                &[
+                    Arg::from(p.product.clone()),
+                    Arg::from(to_json(p)),
+                    Arg::from(i as i64),
+                ],
             )
-            .bind(p.product.clone())
-            .bind(to_json(p))
-            .bind(i as i64)
-            .execute(&mut *tx)
             .await?;
         }
         for (product, action, period, eur) in prices {
             for (currency, amount) in [("EUR", eur), ("USD", eur + eur / 10)] {
-                sqlx::query(self.sql("INSERT INTO prices (product, action, period, currency, price) VALUES (?, ?, ?, ?, ?)"))
-                    .bind(product)
-                    .bind(action)
-                    .bind(period)
-                    .bind(currency)
-                    .bind(amount)
-                    .execute(&mut *tx)
+                tx.exec("INSERT INTO prices (product, action, period, currency, price) VALUES (?, ?, ?, ?, ?)",
+                &[
+                    Arg::from(product),
+                    Arg::from(action),
+                    Arg::from(period),
+                    Arg::from(currency),
+                    Arg::from(amount),
+                ])
                     .await?;
             }
         }
@@ -120,16 +120,17 @@ impl Db {
         currency: &str,
         cents: i64,
     ) -> Result<()> {
-        sqlx::query(self.sql(
+        tx.exec(
             "INSERT INTO prices (product, action, period, currency, price) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (product, action, period, currency) DO UPDATE SET price = excluded.price",
-        ))
-        .bind(product.to_string())
-        .bind(action.to_string())
-        .bind(period)
-        .bind(currency.to_string())
-        .bind(cents)
-        .execute(&mut **tx)
+            &[
+                Arg::from(product.to_string()),
+                Arg::from(action.to_string()),
+                Arg::from(period),
+                Arg::from(currency.to_string()),
+                Arg::from(cents),
+            ],
+        )
         .await?;
         Ok(())
     }

@@ -1,19 +1,22 @@
-//! Hot-path reads that, on SQLite, run on the calling thread.
+//! SQLite statements run on the calling thread, and the row and parameter
+//! types shared with the sqlx path.
 //!
 //! sqlx drives each SQLite connection from its own thread and hands every
 //! statement and every row across a channel: two thread wake-ups per
 //! statement, which the issuance profile showed to be the largest single cost
-//! (a quarter of the server's CPU in the scheduler). The reads every ACME
-//! request makes (its account, its order, its authorisations) are primary-key
-//! lookups that SQLite answers in tens of microseconds, so here they run
-//! directly on the calling task's thread, over a small set of read-only
-//! connections with cached prepared statements. Writes and transactions stay
-//! on sqlx (a commit waits for fsync, which must not block a runtime thread).
-//! On PostgreSQL, whose driver is asynchronous end to end, the same calls go
-//! through sqlx.
+//! (a quarter of the server's CPU in the scheduler). SQLite answers the
+//! statements of a request in microseconds, so on SQLite they run directly
+//! on the calling task's thread instead:
+//! - reads outside a transaction ([`Db::read_optional`], [`Db::read_all`])
+//!   on a small set of read-only connections with cached statements;
+//! - write transactions ([`crate::Tx`]) on one writer connection, used only
+//!   under this process's writer turn; `COMMIT`, which waits for fsync, and a
+//!   `BEGIN` that must wait for another process's lock go to a blocking
+//!   thread, so a runtime thread never sleeps in SQLite.
 //!
-//! Rows from either path are read through [`Cols`], so one mapping function
-//! per entity serves both.
+//! On PostgreSQL, whose driver is asynchronous end to end, the same calls go
+//! through sqlx. Rows from either path are read through [`Cols`], so one
+//! mapping function per entity serves both.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -25,11 +28,16 @@ use sqlx::any::AnyRow;
 
 use crate::{Db, Result, StoreError};
 
-/// A bound parameter of an inline read.
+/// A bound parameter. NULLs carry their column's type: PostgreSQL infers
+/// parameter types and refuses a text NULL for a BIGINT column.
 #[derive(Debug, Clone)]
 pub enum Arg {
     Int(i64),
     Text(String),
+    Blob(Vec<u8>),
+    NullInt,
+    NullText,
+    NullBlob,
 }
 
 impl From<i64> for Arg {
@@ -50,11 +58,55 @@ impl From<String> for Arg {
     }
 }
 
+impl From<&String> for Arg {
+    fn from(v: &String) -> Arg {
+        Arg::Text(v.clone())
+    }
+}
+
+impl From<Vec<u8>> for Arg {
+    fn from(v: Vec<u8>) -> Arg {
+        Arg::Blob(v)
+    }
+}
+
+impl From<&[u8]> for Arg {
+    fn from(v: &[u8]) -> Arg {
+        Arg::Blob(v.to_vec())
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Arg {
+        v.map_or(Arg::NullInt, Arg::Int)
+    }
+}
+
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Arg {
+        v.map_or(Arg::NullText, Arg::Text)
+    }
+}
+
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Arg {
+        v.map_or(Arg::NullText, Arg::from)
+    }
+}
+
+impl From<Option<Vec<u8>>> for Arg {
+    fn from(v: Option<Vec<u8>>) -> Arg {
+        v.map_or(Arg::NullBlob, Arg::Blob)
+    }
+}
+
 impl rusqlite::ToSql for Arg {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         Ok(rusqlite::types::ToSqlOutput::Borrowed(match self {
             Arg::Int(v) => ValueRef::Integer(*v),
             Arg::Text(v) => ValueRef::Text(v.as_bytes()),
+            Arg::Blob(v) => ValueRef::Blob(v),
+            Arg::NullInt | Arg::NullText | Arg::NullBlob => ValueRef::Null,
         }))
     }
 }
@@ -63,14 +115,19 @@ impl rusqlite::ToSql for Arg {
 pub trait FromCol: Sized + for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any> + FromSql {}
 impl<T> FromCol for T where T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any> + FromSql {}
 
-/// Named-column access over a row of either driver.
+/// Column access over a row of either driver.
 pub trait Cols {
     fn col<T: FromCol>(&self, name: &str) -> Result<T>;
+    /// The column at `index` (scalar queries).
+    fn col_at<T: FromCol>(&self, index: usize) -> Result<T>;
 }
 
 impl Cols for AnyRow {
     fn col<T: FromCol>(&self, name: &str) -> Result<T> {
         Ok(sqlx::Row::try_get::<T, _>(self, name)?)
+    }
+    fn col_at<T: FromCol>(&self, index: usize) -> Result<T> {
+        Ok(sqlx::Row::try_get::<T, _>(self, index)?)
     }
 }
 
@@ -88,8 +145,15 @@ impl Cols for LiteRow {
             .iter()
             .position(|n| n == name)
             .ok_or_else(|| StoreError::Corrupt(format!("no column {name:?} in the row")))?;
-        T::column_result(ValueRef::from(&self.values[i]))
-            .map_err(|e| StoreError::Corrupt(format!("column {name:?}: {e}")))
+        self.col_at(i)
+    }
+    fn col_at<T: FromCol>(&self, index: usize) -> Result<T> {
+        let v = self
+            .values
+            .get(index)
+            .ok_or_else(|| StoreError::Corrupt(format!("no column {index} in the row")))?;
+        T::column_result(ValueRef::from(v))
+            .map_err(|e| StoreError::Corrupt(format!("column {:?}: {e}", self.names[index])))
     }
 }
 
@@ -106,12 +170,20 @@ impl Cols for Row {
             Row::Lite(r) => r.col(name),
         }
     }
+    fn col_at<T: FromCol>(&self, index: usize) -> Result<T> {
+        match self {
+            Row::Any(r) => r.col_at(index),
+            Row::Lite(r) => r.col_at(index),
+        }
+    }
 }
 
 /// Read-only SQLite connections kept for inline reads.
 pub(crate) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
+    /// The connection write transactions run on (see [`crate::Tx`]).
+    writer: Mutex<Option<rusqlite::Connection>>,
 }
 
 /// Idle connections kept; a burst beyond it opens (and then closes) more.
@@ -122,6 +194,7 @@ impl Readers {
         Readers {
             path,
             idle: Mutex::new(Vec::new()),
+            writer: Mutex::new(None),
         }
     }
 
@@ -154,36 +227,79 @@ impl Readers {
         out
     }
 
-    fn query(&self, sql: &str, args: &[Arg], limit: usize) -> Result<Vec<LiteRow>> {
-        self.run(|conn| {
-            let mut stmt = conn.prepare_cached(sql)?;
-            let names: Arc<[String]> = stmt.column_names().map(str::to_string).collect();
-            let width = names.len();
-            let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
-            let mut out = Vec::new();
-            while out.len() < limit {
-                let Some(row) = rows.next()? else { break };
-                let values = (0..width)
-                    .map(|i| {
-                        let v = row.get_ref(i)?;
-                        Value::try_from(v).map_err(|e| {
-                            rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e))
-                        })
-                    })
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                out.push(LiteRow {
-                    names: names.clone(),
-                    values,
-                });
-            }
-            Ok(out)
-        })
+    pub(crate) fn query(&self, sql: &str, args: &[Arg], limit: usize) -> Result<Vec<LiteRow>> {
+        self.run(|conn| query_rows(conn, sql, args, limit))
     }
+
+    /// The writer connection, for a transaction that holds this process's
+    /// writer turn (so it is never in use elsewhere; opened when missing).
+    pub(crate) fn take_writer(&self) -> Result<rusqlite::Connection> {
+        let kept = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match kept {
+            Some(c) => Ok(c),
+            None => self.open_writer().map_err(lite_error),
+        }
+    }
+
+    pub(crate) fn put_writer(&self, conn: rusqlite::Connection) {
+        *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn);
+    }
+
+    fn open_writer(&self) -> rusqlite::Result<rusqlite::Connection> {
+        use rusqlite::OpenFlags;
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(WRITE_BUSY_TIMEOUT)?;
+        // The same durability as the sqlx connections: WAL, fsync on commit.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.set_prepared_statement_cache_capacity(128);
+        tracing::debug!(path = %self.path.display(), "opened the inline SQLite writer");
+        Ok(conn)
+    }
+}
+
+/// How long a writer waits for another process's write lock (the CLI while
+/// serve runs), as the sqlx connections' busy_timeout.
+pub(crate) const WRITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `sql` and copies out at most `limit` rows. A write with RETURNING
+/// makes all its changes on the first step, so stopping early is safe.
+pub(crate) fn query_rows(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: &[Arg],
+    limit: usize,
+) -> rusqlite::Result<Vec<LiteRow>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let names: Arc<[String]> = stmt.column_names().map(str::to_string).collect();
+    let width = names.len();
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let Some(row) = rows.next()? else { break };
+        let values = (0..width)
+            .map(|i| {
+                let v = row.get_ref(i)?;
+                Value::try_from(v).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e))
+                })
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        out.push(LiteRow {
+            names: names.clone(),
+            values,
+        });
+    }
+    Ok(out)
 }
 
 /// A failure of an inline read, in the store's error type ("busy" stays
 /// distinguishable: it is overload, not breakage).
-fn lite_error(e: rusqlite::Error) -> StoreError {
+pub(crate) fn lite_error(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
             StoreError::Busy(e.to_string())
@@ -233,7 +349,7 @@ fn lite_rows(rows: Vec<LiteRow>) -> Vec<Row> {
     rows.into_iter().map(Row::Lite).collect()
 }
 
-fn bind<'q>(
+pub(crate) fn bind<'q>(
     mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
     args: &[Arg],
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
@@ -241,6 +357,10 @@ fn bind<'q>(
         q = match a {
             Arg::Int(v) => q.bind(*v),
             Arg::Text(v) => q.bind(v.clone()),
+            Arg::Blob(v) => q.bind(v.clone()),
+            Arg::NullInt => q.bind(None::<i64>),
+            Arg::NullText => q.bind(None::<String>),
+            Arg::NullBlob => q.bind(None::<Vec<u8>>),
         };
     }
     q

@@ -2,6 +2,7 @@
 //! database, sealed under the KEK, so every node sharing the database uses the
 //! same ones. The first node creates them; the others read them.
 
+use crate::read::Arg;
 use crate::sealed::{Kek, random_bytes};
 use crate::{Db, Result};
 
@@ -13,27 +14,28 @@ impl Db {
             return kek.open(&context, &v);
         }
         let mut tx = self.begin().await?;
-        let existing: Option<Vec<u8>> =
-            sqlx::query_scalar(self.sql("SELECT sealed FROM server_secrets WHERE name = ?"))
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let existing: Option<Vec<u8>> = tx
+            .scalar_optional(
+                "SELECT sealed FROM server_secrets WHERE name = ?",
+                &[Arg::from(name)],
+            )
+            .await?;
         let sealed = match existing {
             Some(v) => v,
             None => {
                 let sealed = kek.seal(&context, &random_bytes::<32>());
-                sqlx::query(self.sql(
-                    "INSERT INTO server_secrets (name, sealed, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
-                ))
-                .bind(name)
-                .bind(sealed.clone())
-                .bind(certhub_domain::time::now())
-                .execute(&mut *tx)
+                tx.exec("INSERT INTO server_secrets (name, sealed, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            &[
+                Arg::from(name),
+                Arg::from(sealed.clone()),
+                Arg::from(certhub_domain::time::now()),
+            ])
                 .await?;
-                sqlx::query_scalar(self.sql("SELECT sealed FROM server_secrets WHERE name = ?"))
-                    .bind(name)
-                    .fetch_one(&mut *tx)
-                    .await?
+                tx.scalar_one(
+                    "SELECT sealed FROM server_secrets WHERE name = ?",
+                    &[Arg::from(name)],
+                )
+                .await?
             }
         };
         tx.commit().await?;

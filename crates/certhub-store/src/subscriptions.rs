@@ -241,40 +241,42 @@ fn org_validation_from_row(r: &impl Cols) -> Result<OrgValidation> {
 }
 
 /// Binds every column of the subscription (insert/update column order).
-macro_rules! bind_subscription {
-    ($q:expr, $s:expr) => {
-        $q.bind($s.customer_id)
-            .bind($s.customer.clone())
-            .bind($s.product.clone())
-            .bind(crate::to_json(&$s.domain_names))
-            .bind($s.organization.clone())
-            .bind($s.address.clone())
-            .bind($s.city.clone())
-            .bind($s.state.clone())
-            .bind($s.postal_code.clone())
-            .bind($s.country.clone())
-            .bind($s.approver.clone())
-            .bind(i64::from($s.auto_renew))
-            .bind($s.period)
-            .bind($s.cert_validity)
-            .bind($s.months_paid)
-            .bind($s.created_at)
-            .bind($s.updated_at)
-            .bind($s.expiry_date)
-            .bind($s.term_state.clone())
-            .bind($s.org_state.clone())
-            .bind($s.status.clone())
-            .bind($s.org_valid_until)
-            .bind($s.org_process_id)
-            .bind($s.approved_organization.clone())
-            .bind($s.approved_country.clone())
-            .bind($s.approved_state.clone())
-            .bind($s.approved_city.clone())
-            .bind($s.eab_kid.clone())
-            .bind($s.eab_hmac_sealed.clone())
-            .bind($s.eab_created_at)
-            .bind($s.deleted_at)
-    };
+/// The bound values of every subscription column, in the column order of
+/// `insert_subscription` and `save_subscription`.
+fn subscription_args(s: &Subscription) -> Vec<Arg> {
+    vec![
+        Arg::from(s.customer_id),
+        Arg::from(s.customer.clone()),
+        Arg::from(s.product.clone()),
+        Arg::from(crate::to_json(&s.domain_names)),
+        Arg::from(s.organization.clone()),
+        Arg::from(s.address.clone()),
+        Arg::from(s.city.clone()),
+        Arg::from(s.state.clone()),
+        Arg::from(s.postal_code.clone()),
+        Arg::from(s.country.clone()),
+        Arg::from(s.approver.clone()),
+        Arg::from(i64::from(s.auto_renew)),
+        Arg::from(s.period),
+        Arg::from(s.cert_validity),
+        Arg::from(s.months_paid),
+        Arg::from(s.created_at),
+        Arg::from(s.updated_at),
+        Arg::from(s.expiry_date),
+        Arg::from(s.term_state.clone()),
+        Arg::from(s.org_state.clone()),
+        Arg::from(s.status.clone()),
+        Arg::from(s.org_valid_until),
+        Arg::from(s.org_process_id),
+        Arg::from(s.approved_organization.clone()),
+        Arg::from(s.approved_country.clone()),
+        Arg::from(s.approved_state.clone()),
+        Arg::from(s.approved_city.clone()),
+        Arg::from(s.eab_kid.clone()),
+        Arg::from(s.eab_hmac_sealed.clone()),
+        Arg::from(s.eab_created_at),
+        Arg::from(s.deleted_at),
+    ]
 }
 
 impl Db {
@@ -297,31 +299,33 @@ impl Db {
 
     /// Inserts a subscription (its `id` is ignored) and returns the new id.
     pub async fn insert_subscription(&self, tx: &mut Tx, s: &Subscription) -> Result<i64> {
-        let q = sqlx::query_scalar(self.sql(
-            "INSERT INTO subscriptions (customer_id, customer, product, domain_names, organization, address, city, state, \
+        let id: i64 = tx
+            .scalar_one(
+                "INSERT INTO subscriptions (customer_id, customer, product, domain_names, organization, address, city, state, \
              postal_code, country, approver, auto_renew, period, cert_validity, months_paid, created_at, updated_at, \
              expiry_date, term_state, org_state, status, org_valid_until, org_process_id, approved_organization, \
              approved_country, approved_state, approved_city, eab_kid, eab_hmac_sealed, eab_created_at, deleted_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        ));
-        let id: i64 = bind_subscription!(q, s).fetch_one(&mut **tx).await?;
+                &subscription_args(s),
+            )
+            .await?;
         Ok(id)
     }
 
     /// Writes every column of `s` back (the row was read in this transaction).
     pub async fn save_subscription(&self, tx: &mut Tx, s: &Subscription) -> Result<()> {
-        let q = sqlx::query(self.sql(
+        let mut args = subscription_args(s);
+        args.push(Arg::Int(s.id));
+        tx.exec(
             "UPDATE subscriptions SET customer_id = ?, customer = ?, product = ?, domain_names = ?, organization = ?, \
              address = ?, city = ?, state = ?, postal_code = ?, country = ?, approver = ?, auto_renew = ?, period = ?, \
              cert_validity = ?, months_paid = ?, created_at = ?, updated_at = ?, expiry_date = ?, term_state = ?, \
              org_state = ?, status = ?, org_valid_until = ?, org_process_id = ?, approved_organization = ?, \
              approved_country = ?, approved_state = ?, approved_city = ?, eab_kid = ?, eab_hmac_sealed = ?, \
              eab_created_at = ?, deleted_at = ? WHERE id = ?",
-        ));
-        bind_subscription!(q, s)
-            .bind(s.id)
-            .execute(&mut **tx)
-            .await?;
+            &args,
+        )
+        .await?;
         Ok(())
     }
 
@@ -344,36 +348,32 @@ impl Db {
             Dialect::Postgres => "SELECT * FROM subscriptions WHERE id = ? FOR UPDATE",
             Dialect::Sqlite => "SELECT * FROM subscriptions WHERE id = ?",
         };
-        let row = sqlx::query(self.sql(sql))
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let row = tx.fetch_optional(sql, &[Arg::from(id)]).await?;
         row.as_ref().map(subscription_from_row).transpose()
     }
 
     pub async fn insert_org_validation(&self, tx: &mut Tx, v: &OrgValidation) -> Result<i64> {
-        Ok(sqlx::query_scalar(self.sql(
-            "INSERT INTO org_validations (customer_id, subscription_id, process_id, organization, country, state, city, \
+        tx.scalar_one("INSERT INTO org_validations (customer_id, subscription_id, process_id, organization, country, state, city, \
              address, postal_code, org_key, status, reason, created_at, decided_at, valid_until) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        ))
-        .bind(v.customer_id)
-        .bind(v.subscription_id)
-        .bind(v.process_id)
-        .bind(v.organization.clone())
-        .bind(v.country.clone())
-        .bind(v.state.clone())
-        .bind(v.city.clone())
-        .bind(v.address.clone())
-        .bind(v.postal_code.clone())
-        .bind(v.org_key.clone())
-        .bind(v.status.clone())
-        .bind(v.reason.clone())
-        .bind(v.created_at)
-        .bind(v.decided_at)
-        .bind(v.valid_until)
-        .fetch_one(&mut **tx)
-        .await?)
+            &[
+                Arg::from(v.customer_id),
+                Arg::from(v.subscription_id),
+                Arg::from(v.process_id),
+                Arg::from(v.organization.clone()),
+                Arg::from(v.country.clone()),
+                Arg::from(v.state.clone()),
+                Arg::from(v.city.clone()),
+                Arg::from(v.address.clone()),
+                Arg::from(v.postal_code.clone()),
+                Arg::from(v.org_key.clone()),
+                Arg::from(v.status.clone()),
+                Arg::from(v.reason.clone()),
+                Arg::from(v.created_at),
+                Arg::from(v.decided_at),
+                Arg::from(v.valid_until),
+            ])
+        .await
     }
 
     pub async fn org_validation_for_update(
@@ -385,10 +385,7 @@ impl Db {
             Dialect::Postgres => "SELECT * FROM org_validations WHERE id = ? FOR UPDATE",
             Dialect::Sqlite => "SELECT * FROM org_validations WHERE id = ?",
         };
-        let row = sqlx::query(self.sql(sql))
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
+        let row = tx.fetch_optional(sql, &[Arg::from(id)]).await?;
         row.as_ref().map(org_validation_from_row).transpose()
     }
 
@@ -397,12 +394,14 @@ impl Db {
         tx: &mut Tx,
         process_id: i64,
     ) -> Result<Option<OrgValidation>> {
-        let row = sqlx::query(
-            self.sql("SELECT * FROM org_validations WHERE process_id = ? ORDER BY id DESC LIMIT 1"),
-        )
-        .bind(process_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let row = tx
+            .fetch_optional(
+                self.sql(
+                    "SELECT * FROM org_validations WHERE process_id = ? ORDER BY id DESC LIMIT 1",
+                ),
+                &[Arg::from(process_id)],
+            )
+            .await?;
         row.as_ref().map(org_validation_from_row).transpose()
     }
 
@@ -433,14 +432,13 @@ impl Db {
         org_key: &str,
         now: i64,
     ) -> Result<Option<OrgValidation>> {
-        let row = sqlx::query(self.sql(
-            "SELECT * FROM org_validations WHERE customer_id = ? AND org_key = ? AND status = 'APPROVED' \
+        let row = tx.fetch_optional("SELECT * FROM org_validations WHERE customer_id = ? AND org_key = ? AND status = 'APPROVED' \
              AND valid_until > ? ORDER BY valid_until DESC, id DESC LIMIT 1",
-        ))
-        .bind(customer_id)
-        .bind(org_key.to_string())
-        .bind(now)
-        .fetch_optional(&mut **tx)
+            &[
+                Arg::from(customer_id),
+                Arg::from(org_key.to_string()),
+                Arg::from(now),
+            ])
         .await?;
         row.as_ref().map(org_validation_from_row).transpose()
     }
@@ -455,15 +453,14 @@ impl Db {
         decided_at: i64,
         valid_until: Option<i64>,
     ) -> Result<()> {
-        sqlx::query(
-            self.sql("UPDATE org_validations SET status = ?, reason = ?, decided_at = ?, valid_until = ? WHERE id = ?"),
-        )
-        .bind(status.to_string())
-        .bind(reason.map(str::to_string))
-        .bind(decided_at)
-        .bind(valid_until)
-        .bind(id)
-        .execute(&mut **tx)
+        tx.exec("UPDATE org_validations SET status = ?, reason = ?, decided_at = ?, valid_until = ? WHERE id = ?",
+            &[
+                Arg::from(status.to_string()),
+                Arg::from(reason.map(str::to_string)),
+                Arg::from(decided_at),
+                Arg::from(valid_until),
+                Arg::from(id),
+            ])
         .await?;
         Ok(())
     }
@@ -475,11 +472,10 @@ impl Db {
         tx: &mut Tx,
         subscription_id: i64,
     ) -> Result<Vec<OrgValidation>> {
-        let rows = sqlx::query(
-            self.sql("SELECT * FROM org_validations WHERE subscription_id = ? AND status = 'PENDING' ORDER BY id"),
-        )
-        .bind(subscription_id)
-        .fetch_all(&mut **tx)
+        let rows = tx.fetch_all("SELECT * FROM org_validations WHERE subscription_id = ? AND status = 'PENDING' ORDER BY id",
+            &[
+                Arg::from(subscription_id),
+            ])
         .await?;
         rows.iter().map(org_validation_from_row).collect()
     }
@@ -493,14 +489,13 @@ impl Db {
         subscription_id: i64,
         now: i64,
     ) -> Result<Vec<i64>> {
-        let ids: Vec<i64> = sqlx::query_scalar(self.sql(
-            "UPDATE certificates SET status = 'REVOKED', revoked_at = ?, revocation_reason = 'CESSATION_OF_OPERATION' \
+        let ids: Vec<i64> = tx.scalar_all("UPDATE certificates SET status = 'REVOKED', revoked_at = ?, revocation_reason = 'CESSATION_OF_OPERATION' \
              WHERE subscription_id = ? AND revoked_at IS NULL AND expiry_date > ? RETURNING id",
-        ))
-        .bind(now)
-        .bind(subscription_id)
-        .bind(now)
-        .fetch_all(&mut **tx)
+            &[
+                Arg::from(now),
+                Arg::from(subscription_id),
+                Arg::from(now),
+            ])
         .await?;
         Ok(ids)
     }
@@ -520,29 +515,25 @@ impl Db {
         later: i64,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(self.sql(
-            "WITH RECURSIVE seq(n) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT n + 1 FROM seq WHERE n < ?) \
+        tx.exec("WITH RECURSIVE seq(n) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT n + 1 FROM seq WHERE n < ?) \
              INSERT INTO subscriptions (customer_id, customer, product, domain_names, auto_renew, period, months_paid, \
              created_at, expiry_date, term_state, org_state, status, eab_kid, eab_hmac_sealed, eab_created_at) \
              SELECT ?, ?, 'sectigo_dv_acme', '[\"bench.example\"]', 0, 12, 12, ?, \
              CASE WHEN n <= ? THEN ? ELSE ? END, 'ACTIVE', 'NONE', 'ACTIVE', 'bench-' || CAST(n AS TEXT), ?, ? FROM seq",
-        ))
-        .bind(total)
-        .bind(customer_id)
-        .bind(customer.to_string())
-        .bind(due_at - 365 * 86_400)
-        .bind(due)
-        .bind(due_at)
-        .bind(later)
-        .bind(vec![0u8; 1])
-        .bind(due_at - 365 * 86_400)
-        .execute(&mut *tx)
+            &[
+                Arg::from(total),
+                Arg::from(customer_id),
+                Arg::from(customer.to_string()),
+                Arg::from(due_at - 365 * 86_400),
+                Arg::from(due),
+                Arg::from(due_at),
+                Arg::from(later),
+                Arg::from(vec![0u8; 1]),
+                Arg::from(due_at - 365 * 86_400),
+            ])
         .await?;
-        sqlx::query(
-            "INSERT INTO jobs (kind, subject_id, due_at) SELECT 'sub.expire', id, expiry_date FROM subscriptions \
-             WHERE eab_kid LIKE 'bench-%'",
-        )
-        .execute(&mut *tx)
+        tx.exec("INSERT INTO jobs (kind, subject_id, due_at) SELECT 'sub.expire', id, expiry_date FROM subscriptions \
+             WHERE eab_kid LIKE 'bench-%'", &[])
         .await?;
         tx.commit().await?;
         // Fresh statistics, as a long-running database would have them.

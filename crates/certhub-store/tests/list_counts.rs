@@ -4,6 +4,7 @@
 
 use certhub_store::Db;
 use certhub_store::list::ListQuery;
+use certhub_store::read::Arg;
 use certhub_store::subscriptions::SUBSCRIPTIONS;
 
 async fn total(db: &Db, customer: Option<i64>) -> i64 {
@@ -84,11 +85,12 @@ async fn check(url: &str) {
     );
     // A rolled-back insert leaves no count behind.
     let mut tx = db.begin().await.unwrap();
-    sqlx::query(db.sql("UPDATE subscriptions SET deleted_at = 9 WHERE customer_id = ?"))
-        .bind(a)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    tx.exec(
+        "UPDATE subscriptions SET deleted_at = 9 WHERE customer_id = ?",
+        &[Arg::Int(a)],
+    )
+    .await
+    .unwrap();
     tx.rollback().await.unwrap();
     assert_eq!(total(&db, Some(a)).await, 25);
     assert_eq!(counted(&db, b).await, 1);

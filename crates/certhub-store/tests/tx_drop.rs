@@ -2,6 +2,7 @@
 //! or its locks: the pool has to stay usable on both backends.
 
 use certhub_store::Db;
+use certhub_store::read::Arg;
 
 async fn check(url: &str) {
     let db = Db::connect(url).await.unwrap();
@@ -13,20 +14,22 @@ async fn check(url: &str) {
     tx.commit().await.unwrap();
     for _ in 0..40 {
         let mut tx = db.begin().await.unwrap();
-        sqlx::query(db.sql("UPDATE credit_accounts SET balance = balance + 1 WHERE currency = ?"))
-            .bind("EUR")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        tx.exec(
+            "UPDATE credit_accounts SET balance = balance + 1 WHERE currency = ?",
+            &[Arg::from("EUR")],
+        )
+        .await
+        .unwrap();
         drop(tx);
     }
     let fut = async {
         let mut tx = db.begin().await.unwrap();
-        sqlx::query(db.sql("UPDATE credit_accounts SET balance = balance + 1 WHERE currency = ?"))
-            .bind("EUR")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        tx.exec(
+            "UPDATE credit_accounts SET balance = balance + 1 WHERE currency = ?",
+            &[Arg::from("EUR")],
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
     };
     tokio::time::timeout(std::time::Duration::from_secs(20), fut)
