@@ -230,13 +230,13 @@ impl LiteTx {
     async fn begin(home: Arc<Readers>) -> Result<LiteTx> {
         let conn = home.take_writer()?;
         conn.busy_timeout(Duration::ZERO).map_err(lite_error)?;
-        let first = conn.execute_batch("BEGIN IMMEDIATE");
+        let first = control(&conn, "BEGIN IMMEDIATE");
         let restored = conn.busy_timeout(WRITE_BUSY_TIMEOUT);
         let conn = match first {
             Ok(()) => conn,
             Err(e) if is_busy(&e) && restored.is_ok() => {
                 let (conn, r) = tokio::task::spawn_blocking(move || {
-                    let r = conn.execute_batch("BEGIN IMMEDIATE");
+                    let r = control(&conn, "BEGIN IMMEDIATE");
                     (conn, r)
                 })
                 .await
@@ -270,15 +270,15 @@ impl LiteTx {
             .take()
             .expect("an open transaction has its connection");
         if !commit {
-            let r = conn.execute_batch("ROLLBACK");
+            let r = control(&conn, "ROLLBACK");
             self.home.put_writer(conn);
             return r.map_err(lite_error);
         }
         // COMMIT waits for fsync: off the runtime's threads.
         let (conn, r) = tokio::task::spawn_blocking(move || {
-            let r = conn.execute_batch("COMMIT");
+            let r = control(&conn, "COMMIT");
             if r.is_err() {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = control(&conn, "ROLLBACK");
             }
             (conn, r)
         })
@@ -292,10 +292,15 @@ impl LiteTx {
 impl Drop for LiteTx {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = control(&conn, "ROLLBACK");
             self.home.put_writer(conn);
         }
     }
+}
+
+/// BEGIN / COMMIT / ROLLBACK from the statement cache (parsed once).
+fn control(conn: &rusqlite::Connection, sql: &'static str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
@@ -633,6 +638,65 @@ fn translate(sql: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Another process holding SQLite's write lock (the CLI while serve
+    /// runs) makes `begin` wait for it off the runtime: other tasks on the
+    /// same single-threaded runtime keep running meanwhile.
+    #[tokio::test(flavor = "current_thread")]
+    async fn begin_waits_for_a_foreign_writer_without_blocking_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let mut tx = db.begin().await.unwrap();
+        tx.batch("CREATE TABLE t (v BIGINT NOT NULL)")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let foreign = rusqlite::Connection::open(&path).unwrap();
+        foreign
+            .execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
+            .unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            foreign.execute_batch("COMMIT").unwrap();
+        });
+
+        let ticks = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        };
+        let mut tx = db.begin().await.unwrap();
+        let during = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            during >= 10,
+            "the runtime ran only {during} ticks while begin waited"
+        );
+        tx.exec("INSERT INTO t VALUES (?)", &[Arg::Int(2)])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        ticker.abort();
+        release.join().unwrap();
+        let sum: i64 = db
+            .read_optional("SELECT SUM(v) AS s FROM t", &[])
+            .await
+            .unwrap()
+            .unwrap()
+            .col("s")
+            .unwrap();
+        assert_eq!(sum, 3, "both writes committed, in turn");
+    }
+
     #[test]
     fn translates_placeholders() {
         assert_eq!(
