@@ -277,6 +277,15 @@ async fn dns_dcv_through_the_engine_and_every_download_format() {
         assert_eq!(cert["publicKeyAlgorithm"], "ECDSA");
         let list = c.get("/v2/ssl/certificates?status=ACTIVE").await.body;
         assert_eq!(list["pagination"]["total"], 1);
+        // A list entry is the certificate's summary (the list reads no DER,
+        // chain or CSR): every other field as the single GET shows it.
+        let entry = &list["entities"][0];
+        for (k, v) in cert.as_object().unwrap() {
+            if k != "certificate" && k != "csr" {
+                assert_eq!(&entry[k], v, "list field {k}");
+            }
+        }
+        assert!(entry.get("certificate").is_none() && entry.get("csr").is_none());
         let notes = c.get("/v2/customers/dns-co/notifications").await.body;
         assert!(
             notes["entities"]
