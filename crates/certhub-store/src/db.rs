@@ -9,7 +9,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-use crate::read::{Arg, Cols, FromCol, Readers, Row, WRITE_BUSY_TIMEOUT, lite_error, query_rows};
+use crate::read::{
+    Arg, Cols, FromCol, LiteConns, Row, WRITE_BUSY_TIMEOUT, is_busy, lite_error, query_rows,
+};
 use crate::{Result, StoreError};
 
 /// A write transaction: every use case runs in exactly one. Statements run
@@ -220,42 +222,38 @@ fn sqlx_query<'a>(
 /// without commit (an error path), it rolls back at once.
 struct LiteTx {
     conn: Option<rusqlite::Connection>,
-    home: Arc<Readers>,
+    home: Arc<LiteConns>,
 }
 
 impl LiteTx {
     /// `BEGIN IMMEDIATE` inline when the write lock is free (always, unless
     /// another process writes); otherwise waits for it on a blocking thread,
     /// so a runtime thread never sleeps in SQLite's busy handler.
-    async fn begin(home: Arc<Readers>) -> Result<LiteTx> {
+    async fn begin(home: Arc<LiteConns>) -> Result<LiteTx> {
         let conn = home.take_writer()?;
-        conn.busy_timeout(Duration::ZERO).map_err(lite_error)?;
-        let first = control(&conn, "BEGIN IMMEDIATE");
-        let restored = conn.busy_timeout(WRITE_BUSY_TIMEOUT);
-        let conn = match first {
-            Ok(()) => conn,
-            Err(e) if is_busy(&e) && restored.is_ok() => {
-                let (conn, r) = tokio::task::spawn_blocking(move || {
-                    let r = control(&conn, "BEGIN IMMEDIATE");
-                    (conn, r)
-                })
-                .await
-                .map_err(|e| StoreError::Busy(format!("begin: {e}")))?;
-                if let Err(e) = r {
-                    home.put_writer(conn);
-                    return Err(lite_error(e));
-                }
-                conn
-            }
-            Err(e) => {
-                home.put_writer(conn);
-                return Err(lite_error(e));
-            }
+        let first = conn
+            .busy_timeout(Duration::ZERO)
+            .and_then(|()| control(&conn, "BEGIN IMMEDIATE"));
+        let began = conn.busy_timeout(WRITE_BUSY_TIMEOUT).and(first);
+        let waited = match began {
+            Err(e) if is_busy(&e) => tokio::task::spawn_blocking(move || {
+                let r = control(&conn, "BEGIN IMMEDIATE");
+                (conn, r)
+            })
+            .await
+            .map_err(|e| StoreError::Busy(format!("begin: {e}")))?,
+            other => (conn, other),
         };
-        Ok(LiteTx {
-            conn: Some(conn),
-            home,
-        })
+        match waited {
+            (conn, Ok(())) => Ok(LiteTx {
+                conn: Some(conn),
+                home,
+            }),
+            (conn, Err(e)) => {
+                home.put_writer(conn);
+                Err(lite_error(e))
+            }
+        }
     }
 
     fn conn(&self) -> &rusqlite::Connection {
@@ -303,13 +301,6 @@ fn control(conn: &rusqlite::Connection, sql: &'static str) -> rusqlite::Result<(
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,
@@ -326,9 +317,8 @@ pub struct Db {
     /// load costs more time than the writes themselves. Other processes (the
     /// CLI while serve runs) still meet SQLite's own lock and busy_timeout.
     writer: Arc<AsyncMutex<()>>,
-    /// SQLite: read-only connections for reads run on the calling thread
-    /// (see [`crate::read`]).
-    readers: Option<Arc<Readers>>,
+    /// SQLite: the connections statements run on inline (see [`crate::read`]).
+    lite: Option<Arc<LiteConns>>,
 }
 
 /// How long a writer waits for its turn before the request is answered as
@@ -453,13 +443,13 @@ impl Db {
                     .await?
             }
         };
-        let readers = match dialect {
+        let lite = match dialect {
             Dialect::Sqlite => {
                 let path = sqlx::sqlite::SqliteConnectOptions::from_str(&url)?
                     .get_filename()
                     .to_path_buf();
                 (path.as_os_str() != ":memory:" && !url.contains("mode=memory"))
-                    .then(|| Arc::new(Readers::new(path)))
+                    .then(|| Arc::new(LiteConns::new(path)))
             }
             Dialect::Postgres => None,
         };
@@ -467,12 +457,12 @@ impl Db {
             pool,
             dialect,
             writer: Arc::new(AsyncMutex::new(())),
-            readers,
+            lite,
         })
     }
 
-    pub(crate) fn readers(&self) -> Option<&Readers> {
-        self.readers.as_deref()
+    pub(crate) fn lite(&self) -> Option<&LiteConns> {
+        self.lite.as_deref()
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -513,7 +503,7 @@ impl Db {
                 let turn = tokio::time::timeout(WRITER_WAIT, self.writer.clone().lock_owned())
                     .await
                     .map_err(|_| StoreError::Db(sqlx::Error::PoolTimedOut))?;
-                let inner = match &self.readers {
+                let inner = match &self.lite {
                     Some(home) => TxInner::Lite(LiteTx::begin(home.clone()).await?),
                     None => TxInner::Sqlx(self.pool.begin_with("BEGIN IMMEDIATE").await?),
                 };

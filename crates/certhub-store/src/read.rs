@@ -178,38 +178,47 @@ impl Cols for Row {
     }
 }
 
-/// Read-only SQLite connections kept for inline reads.
-pub(crate) struct Readers {
+/// The SQLite connections statements run on inline: read-only ones for
+/// reads outside a transaction, and the one writer.
+pub(crate) struct LiteConns {
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
     /// The connection write transactions run on (see [`crate::Tx`]).
     writer: Mutex<Option<rusqlite::Connection>>,
 }
 
-/// Idle connections kept; a burst beyond it opens (and then closes) more.
+/// Idle readers kept; a burst beyond it opens (and then closes) more.
 const KEEP_IDLE: usize = 4;
 
-impl Readers {
-    pub(crate) fn new(path: PathBuf) -> Readers {
-        Readers {
+impl LiteConns {
+    pub(crate) fn new(path: PathBuf) -> LiteConns {
+        LiteConns {
             path,
             idle: Mutex::new(Vec::new()),
             writer: Mutex::new(None),
         }
     }
 
-    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+    fn open(&self, writer: bool) -> rusqlite::Result<rusqlite::Connection> {
         use rusqlite::OpenFlags;
         let conn = rusqlite::Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        // Readers never wait for the writer in WAL mode; the timeout only
-        // covers the rare moments SQLite itself asks a reader to retry.
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "query_only", true)?;
-        conn.set_prepared_statement_cache_capacity(64);
-        tracing::debug!(path = %self.path.display(), "opened an inline SQLite reader");
+        if writer {
+            conn.busy_timeout(WRITE_BUSY_TIMEOUT)?;
+            // The same durability as the sqlx connections: WAL, fsync on commit.
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.pragma_update(None, "foreign_keys", true)?;
+        } else {
+            // Readers never wait for the writer in WAL mode; the timeout only
+            // covers the rare moments SQLite itself asks a reader to retry.
+            conn.busy_timeout(Duration::from_secs(5))?;
+            conn.pragma_update(None, "query_only", true)?;
+        }
+        conn.set_prepared_statement_cache_capacity(128);
+        tracing::debug!(path = %self.path.display(), writer, "opened an inline SQLite connection");
         Ok(conn)
     }
 
@@ -217,7 +226,7 @@ impl Readers {
         let taken = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match taken {
             Some(c) => c,
-            None => self.open().map_err(lite_error)?,
+            None => self.open(false).map_err(lite_error)?,
         };
         let out = f(&conn).map_err(lite_error);
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -237,28 +246,12 @@ impl Readers {
         let kept = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         match kept {
             Some(c) => Ok(c),
-            None => self.open_writer().map_err(lite_error),
+            None => self.open(true).map_err(lite_error),
         }
     }
 
     pub(crate) fn put_writer(&self, conn: rusqlite::Connection) {
         *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn);
-    }
-
-    fn open_writer(&self) -> rusqlite::Result<rusqlite::Connection> {
-        use rusqlite::OpenFlags;
-        let conn = rusqlite::Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(WRITE_BUSY_TIMEOUT)?;
-        // The same durability as the sqlx connections: WAL, fsync on commit.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.set_prepared_statement_cache_capacity(128);
-        tracing::debug!(path = %self.path.display(), "opened the inline SQLite writer");
-        Ok(conn)
     }
 }
 
@@ -297,22 +290,28 @@ pub(crate) fn query_rows(
     Ok(out)
 }
 
-/// A failure of an inline read, in the store's error type ("busy" stays
-/// distinguishable: it is overload, not breakage).
+/// A failure of an inline statement, in the store's error type ("busy"
+/// stays distinguishable: it is overload, not breakage).
 pub(crate) fn lite_error(e: rusqlite::Error) -> StoreError {
-    match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            StoreError::Busy(e.to_string())
-        }
-        _ => StoreError::Lite(e),
+    if is_busy(&e) {
+        StoreError::Busy(e.to_string())
+    } else {
+        StoreError::Lite(e)
     }
+}
+
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 impl Db {
     /// The first row of a read outside any transaction, or None.
     pub async fn read_optional(&self, sql: &'static str, args: &[Arg]) -> Result<Option<Row>> {
-        if let Some(readers) = self.readers() {
-            return Ok(readers.query(sql, args, 1)?.pop().map(Row::Lite));
+        if let Some(lite) = self.lite() {
+            return Ok(lite.query(sql, args, 1)?.pop().map(Row::Lite));
         }
         let row = bind(sqlx::query(self.sql(sql)), args)
             .fetch_optional(self.pool())
@@ -322,8 +321,8 @@ impl Db {
 
     /// Every row of a read outside any transaction.
     pub async fn read_all(&self, sql: &'static str, args: &[Arg]) -> Result<Vec<Row>> {
-        if let Some(readers) = self.readers() {
-            return Ok(lite_rows(readers.query(sql, args, usize::MAX)?));
+        if let Some(lite) = self.lite() {
+            return Ok(lite_rows(lite.query(sql, args, usize::MAX)?));
         }
         let rows = bind(sqlx::query(self.sql(sql)), args)
             .fetch_all(self.pool())
@@ -332,11 +331,12 @@ impl Db {
     }
 
     /// [`Db::read_all`] for statements built at run time from whitelisted
-    /// parts whose shapes are few (an `IN` list of at most a hundred ids):
-    /// SQLite's statement cache is a bounded LRU, PostgreSQL's is not used.
+    /// parts (an `IN` list of at most a hundred ids, a list page's filters;
+    /// values are always parameters, so the shapes stay few): SQLite's
+    /// statement cache is a bounded LRU, PostgreSQL's is not used.
     pub async fn read_all_dyn(&self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
-        if let Some(readers) = self.readers() {
-            return Ok(lite_rows(readers.query(sql, args, usize::MAX)?));
+        if let Some(lite) = self.lite() {
+            return Ok(lite_rows(lite.query(sql, args, usize::MAX)?));
         }
         let rows = bind(sqlx::query(self.sql_dyn(sql)), args)
             .fetch_all(self.pool())
@@ -375,7 +375,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db", dir.path().display());
         let db = Db::connect(&url).await.unwrap();
-        assert!(db.readers().is_some(), "a file database reads inline");
+        assert!(db.lite().is_some(), "a file database reads inline");
         sqlx::raw_sql(
             "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL, note TEXT, data BLOB, flag BIGINT NOT NULL); \
              INSERT INTO t VALUES (1, 'one', NULL, x'0102', 1), (2, 'two', 'n', NULL, 0)",
@@ -430,11 +430,6 @@ mod tests {
         assert_eq!(r.col::<String>("name").unwrap(), "uno");
 
         // Inline readers refuse to write.
-        assert!(
-            db.readers()
-                .unwrap()
-                .query("DELETE FROM t", &[], 1)
-                .is_err()
-        );
+        assert!(db.lite().unwrap().query("DELETE FROM t", &[], 1).is_err());
     }
 }
