@@ -163,17 +163,17 @@ impl Db {
             "SELECT {} FROM {}{} ORDER BY {}",
             res.select, res.from, where_sql, order_sql
         );
+        // The page bounds are parameters, not text: paging through a list
+        // then reuses one prepared statement instead of one per offset.
+        let mut page_args = binds.clone();
         if !q.export {
-            sql.push_str(&format!(
-                " LIMIT {} OFFSET {}",
-                q.limit.max(0),
-                q.offset.max(0)
-            ));
+            sql.push_str(" LIMIT ? OFFSET ?");
+            page_args.extend([Arg::Int(q.limit.max(0)), Arg::Int(q.offset.max(0))]);
         }
         let rows = if q.limit == 0 && !q.export {
             Vec::new()
         } else {
-            self.read_all_dyn(&sql, &binds).await?
+            self.read_all_dyn(&sql, &page_args).await?
         };
         let unfiltered = q.filters.is_empty() && q.q.as_deref().is_none_or(str::is_empty);
         let total = if q.total
