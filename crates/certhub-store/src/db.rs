@@ -9,9 +9,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-use crate::read::{
-    Arg, Cols, FromCol, LiteConns, Row, WRITE_BUSY_TIMEOUT, is_busy, lite_error, query_rows,
-};
+use crate::lite_tx::LiteTx;
+use crate::read::{Arg, Cols, FromCol, LiteConns, Row, lite_error, query_rows};
 use crate::{Result, StoreError};
 
 /// A write transaction: every use case runs in exactly one. Statements run
@@ -22,8 +21,10 @@ use crate::{Result, StoreError};
 pub struct Tx {
     inner: TxInner,
     dialect: Dialect,
-    /// SQLite: this process's turn as the one writer (dropped after `inner`,
-    /// so the next writer starts once this one has committed or rolled back).
+    /// SQLite through sqlx (in-memory databases): this process's turn as
+    /// the one writer (dropped after `inner`, so the next writer starts once
+    /// this one has committed or rolled back). The inline path keeps its turn
+    /// in [`LiteTx`], which hands it on before waiting for its group commit.
     _writer: Option<OwnedMutexGuard<()>>,
 }
 
@@ -216,89 +217,6 @@ fn sqlx_query<'a>(
         (Dialect::Postgres, Sql::Dyn(s)) => sqlx::query(sqlx::AssertSqlSafe(translate(s))),
     };
     crate::read::bind(q, args)
-}
-
-/// A SQLite write transaction on the inline writer connection. Dropped
-/// without commit (an error path), it rolls back at once.
-struct LiteTx {
-    conn: Option<rusqlite::Connection>,
-    home: Arc<LiteConns>,
-}
-
-impl LiteTx {
-    /// `BEGIN IMMEDIATE` inline when the write lock is free (always, unless
-    /// another process writes); otherwise waits for it on a blocking thread,
-    /// so a runtime thread never sleeps in SQLite's busy handler.
-    async fn begin(home: Arc<LiteConns>) -> Result<LiteTx> {
-        let conn = home.take_writer()?;
-        let first = conn
-            .busy_timeout(Duration::ZERO)
-            .and_then(|()| control(&conn, "BEGIN IMMEDIATE"));
-        let began = conn.busy_timeout(WRITE_BUSY_TIMEOUT).and(first);
-        let waited = match began {
-            Err(e) if is_busy(&e) => tokio::task::spawn_blocking(move || {
-                let r = control(&conn, "BEGIN IMMEDIATE");
-                (conn, r)
-            })
-            .await
-            .map_err(|e| StoreError::Busy(format!("begin: {e}")))?,
-            other => (conn, other),
-        };
-        match waited {
-            (conn, Ok(())) => Ok(LiteTx {
-                conn: Some(conn),
-                home,
-            }),
-            (conn, Err(e)) => {
-                home.put_writer(conn);
-                Err(lite_error(e))
-            }
-        }
-    }
-
-    fn conn(&self) -> &rusqlite::Connection {
-        self.conn
-            .as_ref()
-            .expect("an open transaction has its connection")
-    }
-
-    async fn finish(mut self, commit: bool) -> Result<()> {
-        let conn = self
-            .conn
-            .take()
-            .expect("an open transaction has its connection");
-        if !commit {
-            let r = control(&conn, "ROLLBACK");
-            self.home.put_writer(conn);
-            return r.map_err(lite_error);
-        }
-        // COMMIT waits for fsync: off the runtime's threads.
-        let (conn, r) = tokio::task::spawn_blocking(move || {
-            let r = control(&conn, "COMMIT");
-            if r.is_err() {
-                let _ = control(&conn, "ROLLBACK");
-            }
-            (conn, r)
-        })
-        .await
-        .map_err(|e| StoreError::Busy(format!("commit: {e}")))?;
-        self.home.put_writer(conn);
-        r.map_err(lite_error)
-    }
-}
-
-impl Drop for LiteTx {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            let _ = control(&conn, "ROLLBACK");
-            self.home.put_writer(conn);
-        }
-    }
-}
-
-/// BEGIN / COMMIT / ROLLBACK from the statement cache (parsed once).
-fn control(conn: &rusqlite::Connection, sql: &'static str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -503,14 +421,19 @@ impl Db {
                 let turn = tokio::time::timeout(WRITER_WAIT, self.writer.clone().lock_owned())
                     .await
                     .map_err(|_| StoreError::Db(sqlx::Error::PoolTimedOut))?;
-                let inner = match &self.lite {
-                    Some(home) => TxInner::Lite(LiteTx::begin(home.clone()).await?),
-                    None => TxInner::Sqlx(self.pool.begin_with("BEGIN IMMEDIATE").await?),
-                };
-                Tx {
-                    inner,
-                    dialect: self.dialect,
-                    _writer: Some(turn),
+                match &self.lite {
+                    Some(home) => Tx {
+                        inner: TxInner::Lite(
+                            LiteTx::begin(home.clone(), self.writer.clone(), turn).await?,
+                        ),
+                        dialect: self.dialect,
+                        _writer: None,
+                    },
+                    None => Tx {
+                        inner: TxInner::Sqlx(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+                        dialect: self.dialect,
+                        _writer: Some(turn),
+                    },
                 }
             }
             Dialect::Postgres => Tx {

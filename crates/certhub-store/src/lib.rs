@@ -11,6 +11,7 @@
 
 mod db;
 pub mod list;
+mod lite_tx;
 pub mod read;
 pub mod sealed;
 

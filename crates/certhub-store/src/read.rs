@@ -26,6 +26,7 @@ use rusqlite::types::{FromSql, Value, ValueRef};
 use sqlx::Any;
 use sqlx::any::AnyRow;
 
+use crate::lite_tx::Group;
 use crate::{Db, Result, StoreError};
 
 /// A bound parameter. NULLs carry their column's type: PostgreSQL infers
@@ -185,6 +186,8 @@ pub(crate) struct LiteConns {
     idle: Mutex<Vec<rusqlite::Connection>>,
     /// The connection write transactions run on (see [`crate::Tx`]).
     writer: Mutex<Option<rusqlite::Connection>>,
+    /// The writer's open group commit (see [`crate::lite_tx`]).
+    group: Mutex<Group>,
 }
 
 /// Idle readers kept; a burst beyond it opens (and then closes) more.
@@ -196,6 +199,7 @@ impl LiteConns {
             path,
             idle: Mutex::new(Vec::new()),
             writer: Mutex::new(None),
+            group: Mutex::new(Group::default()),
         }
     }
 
@@ -252,6 +256,15 @@ impl LiteConns {
 
     pub(crate) fn put_writer(&self, conn: rusqlite::Connection) {
         *self.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    pub(crate) fn group(&self) -> std::sync::MutexGuard<'_, Group> {
+        self.group.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
