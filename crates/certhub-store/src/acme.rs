@@ -258,24 +258,26 @@ impl Db {
     /// Inserts an account unless its key is already registered at the
     /// product; returns the new id, or None when the key won a race elsewhere.
     pub async fn acme_insert_account(&self, a: &AcmeAccount) -> Result<Option<i64>> {
-        let id: Option<i64> = sqlx::query_scalar(self.sql(
-            "INSERT INTO acme_accounts (product, subscription_id, customer_id, thumbprint, jwk, contact, status, eab_kid, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (product, thumbprint) DO NOTHING RETURNING id",
-        ))
-        .bind(a.product.clone())
-        .bind(a.subscription_id)
-        .bind(a.customer_id)
-        .bind(a.thumbprint.clone())
-        .bind(a.jwk.clone())
-        .bind(to_json(&a.contact))
-        .bind(a.status.clone())
-        .bind(a.eab_kid.clone())
-        .bind(a.created_at)
-        .bind(a.updated_at)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(id)
+        let row = self
+            .write_returning(
+                "INSERT INTO acme_accounts (product, subscription_id, customer_id, thumbprint, jwk, contact, status, eab_kid, \
+                 created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (product, thumbprint) DO NOTHING RETURNING id",
+                &[
+                    Arg::from(a.product.clone()),
+                    Arg::from(a.subscription_id),
+                    Arg::from(a.customer_id),
+                    Arg::from(a.thumbprint.clone()),
+                    Arg::from(a.jwk.clone()),
+                    Arg::from(to_json(&a.contact)),
+                    Arg::from(a.status.clone()),
+                    Arg::from(a.eab_kid.clone()),
+                    Arg::from(a.created_at),
+                    Arg::from(a.updated_at),
+                ],
+            )
+            .await?;
+        row.map(|r| r.col_at(0)).transpose()
     }
 
     pub async fn acme_update_account_contact(
@@ -284,25 +286,22 @@ impl Db {
         contact: &[String],
         now: i64,
     ) -> Result<()> {
-        sqlx::query(self.sql("UPDATE acme_accounts SET contact = ?, updated_at = ? WHERE id = ?"))
-            .bind(to_json(&contact))
-            .bind(now)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        self.write(
+            "UPDATE acme_accounts SET contact = ?, updated_at = ? WHERE id = ?",
+            &[Arg::from(to_json(&contact)), Arg::from(now), Arg::from(id)],
+        )
+        .await?;
         Ok(())
     }
 
     /// Sets an account's status; false if the account does not exist.
     pub async fn acme_set_account_status(&self, id: i64, status: &str, now: i64) -> Result<bool> {
-        let r = sqlx::query(
-            self.sql("UPDATE acme_accounts SET status = ?, updated_at = ? WHERE id = ?"),
-        )
-        .bind(status.to_string())
-        .bind(now)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
+        let r = self
+            .write(
+                "UPDATE acme_accounts SET status = ?, updated_at = ? WHERE id = ?",
+                &[Arg::from(status.to_string()), Arg::from(now), Arg::from(id)],
+            )
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -315,22 +314,23 @@ impl Db {
         jwk: &str,
         now: i64,
     ) -> Result<()> {
-        let r =
-            sqlx::query(self.sql(
+        let r = self
+            .write(
                 "UPDATE acme_accounts SET thumbprint = ?, jwk = ?, updated_at = ? WHERE id = ?",
-            ))
-            .bind(thumbprint.to_string())
-            .bind(jwk.to_string())
-            .bind(now)
-            .bind(id)
-            .execute(self.pool())
+                &[
+                    Arg::from(thumbprint.to_string()),
+                    Arg::from(jwk.to_string()),
+                    Arg::from(now),
+                    Arg::from(id),
+                ],
+            )
             .await;
         match r {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+            Err(e) if e.is_unique_violation() => Err(StoreError::Conflict(
                 "the new key is already in use by another account".into(),
             )),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
@@ -757,19 +757,22 @@ impl Db {
 
     /// Records a nonce as used; false if it already was (replay).
     pub async fn acme_use_nonce(&self, nonce: &str, expires_at: i64) -> Result<bool> {
-        let r = sqlx::query(self.sql("INSERT INTO acme_nonces (nonce, expires_at) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING"))
-            .bind(nonce.to_string())
-            .bind(expires_at)
-            .execute(self.pool())
+        let r = self
+            .write(
+                "INSERT INTO acme_nonces (nonce, expires_at) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING",
+                &[Arg::from(nonce.to_string()), Arg::from(expires_at)],
+            )
             .await?;
         Ok(r.rows_affected() > 0)
     }
 
     /// Forgets used nonces that expired (they fail the age check anyway).
     pub async fn acme_purge_nonces(&self, now: i64) -> Result<u64> {
-        let r = sqlx::query(self.sql("DELETE FROM acme_nonces WHERE expires_at < ?"))
-            .bind(now)
-            .execute(self.pool())
+        let r = self
+            .write(
+                "DELETE FROM acme_nonces WHERE expires_at < ?",
+                &[Arg::from(now)],
+            )
             .await?;
         Ok(r.rows_affected())
     }

@@ -483,13 +483,14 @@ impl Db {
         cert_der: &[u8],
         key_sealed: &[u8],
     ) -> Result<()> {
-        sqlx::query(
-            self.sql("UPDATE ca_issuers SET ocsp_cert_der = ?, ocsp_key_sealed = ? WHERE id = ?"),
+        self.write(
+            "UPDATE ca_issuers SET ocsp_cert_der = ?, ocsp_key_sealed = ? WHERE id = ?",
+            &[
+                Arg::from(cert_der.to_vec()),
+                Arg::from(key_sealed.to_vec()),
+                Arg::from(issuer.to_string()),
+            ],
         )
-        .bind(cert_der.to_vec())
-        .bind(key_sealed.to_vec())
-        .bind(issuer.to_string())
-        .execute(self.pool())
         .await?;
         Ok(())
     }
@@ -565,15 +566,16 @@ impl Db {
         response: &[u8],
         produced_at: i64,
     ) -> Result<()> {
-        sqlx::query(self.sql(
+        self.write(
             "INSERT INTO ocsp_cache (issuer, serial_hex, response, produced_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (issuer, serial_hex) DO UPDATE SET response = excluded.response, produced_at = excluded.produced_at",
-        ))
-        .bind(issuer.to_string())
-        .bind(serial_hex.to_string())
-        .bind(response.to_vec())
-        .bind(produced_at)
-        .execute(self.pool())
+            &[
+                Arg::from(issuer.to_string()),
+                Arg::from(serial_hex.to_string()),
+                Arg::from(response.to_vec()),
+                Arg::from(produced_at),
+            ],
+        )
         .await?;
         Ok(())
     }

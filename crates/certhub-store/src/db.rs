@@ -444,6 +444,40 @@ impl Db {
         })
     }
 
+    /// One statement outside any use case's transaction (counters, marks,
+    /// purges). On SQLite it runs as a transaction of its own on the writer
+    /// connection, in its turn and group commit, rather than on a pooled
+    /// connection that would poll SQLite's lock while the writer holds it;
+    /// on PostgreSQL it is one autocommit statement.
+    pub async fn write(&self, sql: &'static str, args: &[Arg]) -> Result<Done> {
+        if self.lite.is_none() {
+            let r = sqlx_query(self.dialect, Sql::Static(sql), args)
+                .execute(&self.pool)
+                .await?;
+            return Ok(Done(r.rows_affected()));
+        }
+        let mut tx = self.begin().await?;
+        let done = tx.exec(sql, args).await?;
+        // Not `commit`: a request's Idempotency-Key is claimed only with
+        // the use case's own state change, never by a side write.
+        tx.finish(true).await?;
+        Ok(done)
+    }
+
+    /// [`Db::write`] for a statement with `RETURNING`: its one row, if any.
+    pub async fn write_returning(&self, sql: &'static str, args: &[Arg]) -> Result<Option<Row>> {
+        if self.lite.is_none() {
+            let row = sqlx_query(self.dialect, Sql::Static(sql), args)
+                .fetch_optional(&self.pool)
+                .await?;
+            return Ok(row.map(Row::Any));
+        }
+        let mut tx = self.begin().await?;
+        let row = tx.fetch_optional(sql, args).await?;
+        tx.finish(true).await?;
+        Ok(row)
+    }
+
     /// Applies the embedded, append-only migrations that are not yet applied.
     /// Several nodes may start at once on PostgreSQL: an advisory lock makes
     /// exactly one of them migrate.

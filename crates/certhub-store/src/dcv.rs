@@ -318,15 +318,22 @@ impl Db {
 
     /// Records an SMTP delivery attempt (`error` None = delivered).
     pub async fn outbox_attempt(&self, id: i64, error: Option<&str>, now: i64) -> Result<()> {
-        let q = match error {
-            None => sqlx::query(self.sql(
-                "UPDATE outbox SET attempts = attempts + 1, delivered_at = ?, last_error = NULL WHERE id = ?",
-            ))
-            .bind(now),
-            Some(e) => sqlx::query(self.sql("UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?"))
-                .bind(e.to_string()),
+        match error {
+            None => {
+                self.write(
+                    "UPDATE outbox SET attempts = attempts + 1, delivered_at = ?, last_error = NULL WHERE id = ?",
+                    &[Arg::from(now), Arg::from(id)],
+                )
+                .await?
+            }
+            Some(e) => {
+                self.write(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                    &[Arg::from(e.to_string()), Arg::from(id)],
+                )
+                .await?
+            }
         };
-        q.bind(id).execute(self.pool()).await?;
         Ok(())
     }
 

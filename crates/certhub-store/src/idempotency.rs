@@ -171,9 +171,11 @@ impl Db {
 
     /// Deletes records older than [`TTL_SECS`] (idempotent on every node).
     pub async fn idempotency_purge(&self, now: i64) -> Result<u64> {
-        let done = sqlx::query(self.sql("DELETE FROM idempotency_keys WHERE created_at <= ?"))
-            .bind(now - TTL_SECS)
-            .execute(self.pool())
+        let done = self
+            .write(
+                "DELETE FROM idempotency_keys WHERE created_at <= ?",
+                &[Arg::from(now - TTL_SECS)],
+            )
             .await?;
         Ok(done.rows_affected())
     }

@@ -115,13 +115,10 @@ impl Db {
 
     /// Records a failure and retries later with back-off.
     pub async fn retry_job(&self, job_id: i64, error: &str, retry_at: i64) -> Result<()> {
-        sqlx::query(self.sql(
+        self.write(
             "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, last_error = ?, due_at = ? WHERE id = ? AND done_at IS NULL",
-        ))
-        .bind(error.to_string())
-        .bind(retry_at)
-        .bind(job_id)
-        .execute(self.pool())
+            &[Arg::from(error.to_string()), Arg::from(retry_at), Arg::from(job_id)],
+        )
         .await?;
         Ok(())
     }

@@ -65,6 +65,21 @@ pub enum StoreError {
     Busy(String),
 }
 
+impl StoreError {
+    /// A UNIQUE or PRIMARY KEY constraint refused the write, on either driver.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            StoreError::Lite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Parses a JSON text column, mapping bad data to `Corrupt`.

@@ -361,6 +361,11 @@ mod tests {
         b.await.unwrap();
         assert_eq!(values(&db).await, vec![1]);
         assert_eq!(batches(&db) - before, 1, "one COMMIT");
+        // Alone in its outer transaction, a rollback ends it.
+        let mut c = db.begin().await.unwrap();
+        c.exec("INSERT INTO t (v) VALUES (3)", &[]).await.unwrap();
+        c.rollback().await.unwrap();
+        assert_eq!(values(&db).await, vec![1]);
         // The outer transaction is closed: another process can write.
         let path = db.lite().unwrap().path().to_path_buf();
         let foreign = rusqlite::Connection::open(path).unwrap();

@@ -159,27 +159,24 @@ impl Db {
         .await?;
         let mut n = row.as_ref().map(notification_from_row).transpose()?;
         if let Some(n) = n.as_mut().filter(|n| n.read_date.is_none()) {
-            sqlx::query(self.sql("UPDATE notifications SET read_date = ? WHERE id = ?"))
-                .bind(now)
-                .bind(n.id)
-                .execute(self.pool())
-                .await?;
+            self.write(
+                "UPDATE notifications SET read_date = ? WHERE id = ?",
+                &[Arg::from(now), Arg::from(n.id)],
+            )
+            .await?;
             n.read_date = Some(now);
         }
         Ok((count, n))
     }
 
     pub async fn ack_notification(&self, customer_id: i64, id: i64, now: i64) -> Result<bool> {
-        let r = sqlx::query(self.sql(
-            "UPDATE notifications SET acknowledge_date = COALESCE(acknowledge_date, ?), read_date = COALESCE(read_date, ?) \
-             WHERE id = ? AND customer_id = ?",
-        ))
-        .bind(now)
-        .bind(now)
-        .bind(id)
-        .bind(customer_id)
-        .execute(self.pool())
-        .await?;
+        let r = self
+            .write(
+                "UPDATE notifications SET acknowledge_date = COALESCE(acknowledge_date, ?), read_date = COALESCE(read_date, ?) \
+                 WHERE id = ? AND customer_id = ?",
+                &[Arg::from(now), Arg::from(now), Arg::from(id), Arg::from(customer_id)],
+            )
+            .await?;
         Ok(r.rows_affected() > 0)
     }
 }

@@ -80,13 +80,11 @@ impl Db {
     }
 
     pub async fn upsert_product(&self, p: &Product) -> Result<()> {
-        sqlx::query(self.sql(
+        self.write(
             "INSERT INTO products (product, definition, sort_order) VALUES (?, ?, 1000) \
              ON CONFLICT (product) DO UPDATE SET definition = excluded.definition",
-        ))
-        .bind(p.product.clone())
-        .bind(to_json(p))
-        .execute(self.pool())
+            &[Arg::from(p.product.clone()), Arg::from(to_json(p))],
+        )
         .await?;
         Ok(())
     }

@@ -2,23 +2,22 @@
 //! The app keeps an in-process cache in front of them (certhub-app `ratelimit`).
 
 use crate::read::{Arg, Cols};
-use crate::{Db, Result};
+use crate::{Db, Result, StoreError};
 
 impl Db {
     /// Adds `n` to the counter of `(key, window_start)` in one atomic upsert
     /// and returns the new total, as seen by every node.
     pub async fn ratelimit_add(&self, key: &str, window_start: i64, n: i64) -> Result<i64> {
-        let total: i64 = sqlx::query_scalar(self.sql(
-            "INSERT INTO rate_limits (key, window_start, count) VALUES (?, ?, ?) \
-             ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limits.count + excluded.count \
-             RETURNING count",
-        ))
-        .bind(key.to_string())
-        .bind(window_start)
-        .bind(n)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(total)
+        let row = self
+            .write_returning(
+                "INSERT INTO rate_limits (key, window_start, count) VALUES (?, ?, ?) \
+                 ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limits.count + excluded.count \
+                 RETURNING count",
+                &[Arg::from(key), Arg::Int(window_start), Arg::Int(n)],
+            )
+            .await?;
+        row.ok_or_else(|| StoreError::Corrupt("the counter upsert returned no row".into()))?
+            .col_at(0)
     }
 
     /// The counter of `(key, window_start)`, 0 when nothing was counted.
@@ -35,9 +34,11 @@ impl Db {
 
     /// Deletes the counters of windows that started before `before`.
     pub async fn ratelimit_purge(&self, before: i64) -> Result<u64> {
-        let r = sqlx::query(self.sql("DELETE FROM rate_limits WHERE window_start < ?"))
-            .bind(before)
-            .execute(self.pool())
+        let r = self
+            .write(
+                "DELETE FROM rate_limits WHERE window_start < ?",
+                &[Arg::Int(before)],
+            )
             .await?;
         Ok(r.rows_affected())
     }
