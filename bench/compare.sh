@@ -8,6 +8,7 @@
 #   CONCS="8 32" PEBBLE_CONCS=8 bench/compare.sh   # Pebble stalls at 32 clients here
 #   SKIP_PG=1 SKIP_BUILD=1 bench/compare.sh
 #   SKIP_PEBBLE=1 SKIP_PG=1 bench/compare.sh   # certhub on SQLite only (ratios print "-")
+#   SKIP_PEBBLE=1 SKIP_SQLITE=1 bench/compare.sh   # certhub on PostgreSQL only
 #   REST=1 SEED=1000000 bench/compare.sh  # also the REST figures (1M subscriptions)
 #   PERF=1 ...                            # also perf record each server under load ($WORK/LABEL-C.perf.data)
 #
@@ -184,8 +185,10 @@ EOF
     kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-log "certhub on SQLite"
-run_certhub certhub-sqlite "sqlite://$WORK/certhub-sqlite.db"
+if [ "${SKIP_SQLITE:-0}" != 1 ]; then
+    log "certhub on SQLite"
+    run_certhub certhub-sqlite "sqlite://$WORK/certhub-sqlite.db"
+fi
 
 if [ "${SKIP_PG:-0}" != 1 ]; then
     if psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $PG_DB" -c "CREATE DATABASE $PG_DB" >/dev/null 2>&1; then

@@ -755,15 +755,28 @@ impl Db {
 
     // ------------------------------------------------------------ nonces
 
-    /// Records a nonce as used; false if it already was (replay).
-    pub async fn acme_use_nonce(&self, nonce: &str, expires_at: i64) -> Result<bool> {
-        let r = self
-            .write(
-                "INSERT INTO acme_nonces (nonce, expires_at) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING",
-                &[Arg::from(nonce.to_string()), Arg::from(expires_at)],
-            )
-            .await?;
-        Ok(r.rows_affected() > 0)
+    /// Records distinct nonces as used in one statement; returns those that
+    /// were not used before (the others are replays).
+    pub async fn acme_use_nonces(
+        &self,
+        nonces: &[(&str, i64)],
+    ) -> Result<std::collections::HashSet<String>> {
+        if nonces.is_empty() {
+            return Ok(Default::default());
+        }
+        let sql = format!(
+            "INSERT INTO acme_nonces (nonce, expires_at) VALUES {} ON CONFLICT (nonce) DO NOTHING RETURNING nonce",
+            vec!["(?, ?)"; nonces.len()].join(", ")
+        );
+        let args: Vec<Arg> = nonces
+            .iter()
+            .flat_map(|(n, e)| [Arg::from(*n), Arg::Int(*e)])
+            .collect();
+        self.write_rows_dyn(&sql, &args)
+            .await?
+            .iter()
+            .map(|r| r.col_at(0))
+            .collect()
     }
 
     /// Forgets used nonces that expired (they fail the age check anyway).

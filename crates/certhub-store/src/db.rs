@@ -478,6 +478,21 @@ impl Db {
         Ok(row)
     }
 
+    /// [`Db::write`] for a statement built at run time (a multi-row
+    /// `VALUES` list) with `RETURNING`: every row it returns.
+    pub async fn write_rows_dyn(&self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
+        if self.lite.is_none() {
+            let rows = sqlx_query(self.dialect, Sql::Dyn(sql), args)
+                .fetch_all(&self.pool)
+                .await?;
+            return Ok(rows.into_iter().map(Row::Any).collect());
+        }
+        let mut tx = self.begin().await?;
+        let rows = tx.fetch_all_dyn(sql, args).await?;
+        tx.finish(true).await?;
+        Ok(rows)
+    }
+
     /// Applies the embedded, append-only migrations that are not yet applied.
     /// Several nodes may start at once on PostgreSQL: an advisory lock makes
     /// exactly one of them migrate.

@@ -59,6 +59,11 @@ async fn check(url: &str) {
         None,
         "a registered key inserts nothing"
     );
+    // Used nonces: recorded in one statement, each fresh exactly once.
+    let fresh = db.acme_use_nonces(&[("n1", 9), ("n2", 9)]).await.unwrap();
+    assert_eq!(fresh.len(), 2);
+    let fresh = db.acme_use_nonces(&[("n2", 9), ("n3", 9)]).await.unwrap();
+    assert_eq!(fresh, ["n3".to_string()].into_iter().collect());
     let taken = db.acme_set_account_key(b, "ta", "{}", 1).await;
     assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
 

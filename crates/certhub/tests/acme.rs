@@ -1007,6 +1007,29 @@ async fn malformed_requests() {
             .send(&order_url, jws.to_string(), "application/jose+json")
             .await;
         assert_problem(&r, 400, "badNonce");
+        // The same request eight times at once (the uses race into one
+        // batch of the shared nonce record on PostgreSQL): one is served.
+        let n = raw.nonce().await;
+        let jws = sign_jws(&key, &order_url, Some(&n), Some(&kid), payload.as_bytes())
+            .unwrap()
+            .to_string();
+        let send = || raw.send(&order_url, jws.clone(), "application/jose+json");
+        let r = tokio::join!(
+            send(),
+            send(),
+            send(),
+            send(),
+            send(),
+            send(),
+            send(),
+            send()
+        );
+        let statuses = [r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7].map(|r| r.status);
+        assert_eq!(
+            statuses.iter().filter(|s| s.is_success()).count(),
+            1,
+            "{statuses:?}"
+        );
         // No nonce.
         let jws = sign_jws(&key, &order_url, None, Some(&kid), payload.as_bytes()).unwrap();
         assert_problem(

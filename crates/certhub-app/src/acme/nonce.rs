@@ -7,9 +7,17 @@
 //! receive the next request), on SQLite (one node by design) in memory. In
 //! memory mode the MAC also covers a per-process salt, so nonces issued before
 //! a restart (whose use record is gone) are refused as `badNonce`.
+//!
+//! In the shared table every ACME request would cost a committed INSERT of
+//! its own (seven per certificate). One task per node writes them instead:
+//! the nonces of requests that arrive while its INSERT is in flight go
+//! together in the next one, so under load a commit records many. No request
+//! proceeds before its nonce's use is committed.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+
+use tokio::sync::{mpsc, oneshot};
 
 use aws_lc_rs::hmac;
 use base64::Engine;
@@ -30,7 +38,20 @@ pub struct Nonces {
     key: hmac::Key,
     salt: [u8; 16],
     used: Option<Mutex<Used>>,
+    /// Shared mode: the queue of the task that records uses (started on
+    /// first use, inside the runtime).
+    recorder: OnceLock<mpsc::UnboundedSender<UseRecord>>,
 }
+
+/// A nonce to record as used, and where to say whether it was fresh.
+struct UseRecord {
+    nonce: String,
+    expires_at: i64,
+    fresh: oneshot::Sender<Result<bool, String>>,
+}
+
+/// At most this many nonces per INSERT.
+const MAX_BATCH: usize = 128;
 
 impl std::fmt::Debug for Nonces {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,6 +88,7 @@ impl Nonces {
                 [0; 16]
             },
             used: in_memory.then(|| Mutex::new(Used::default())),
+            recorder: OnceLock::new(),
         }
     }
 
@@ -133,7 +155,7 @@ impl Nonces {
                 }
                 !u.previous.contains(&id) && u.current.insert(id)
             }
-            None => app.db().acme_use_nonce(nonce, now + NONCE_TTL + 60).await?,
+            None => self.record_use(app, nonce, now + NONCE_TTL + 60).await?,
         };
         if fresh {
             Ok(())
@@ -144,15 +166,106 @@ impl Nonces {
         }
     }
 
+    /// Shared mode: records the use through the node's recorder task.
+    async fn record_use(&self, app: &App, nonce: &str, expires_at: i64) -> Result<bool, Problem> {
+        let queue = self.recorder.get_or_init(|| {
+            let (queue, records) = mpsc::unbounded_channel();
+            tokio::spawn(record_uses(app.db().clone(), records));
+            queue
+        });
+        let (fresh, answer) = oneshot::channel();
+        let record = UseRecord {
+            nonce: nonce.to_string(),
+            expires_at,
+            fresh,
+        };
+        let gone = || Problem::internal("the nonce recorder stopped");
+        queue.send(record).map_err(|_| gone())?;
+        answer
+            .await
+            .map_err(|_| gone())?
+            .map_err(|e| Problem::from(certhub_store::StoreError::Busy(e)))
+    }
+
     /// Whether used nonces live in the database (then they need purging).
     pub fn shared(&self) -> bool {
         self.used.is_none()
     }
 }
 
+/// The recorder task: one INSERT at a time, each taking every nonce queued
+/// meanwhile. A nonce twice in one batch (a replay racing its original) is
+/// fresh at most once.
+async fn record_uses(db: certhub_store::Db, mut records: mpsc::UnboundedReceiver<UseRecord>) {
+    while let Some(first) = records.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match records.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let mut seen = HashSet::new();
+        let (distinct, repeated): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|r| seen.insert(r.nonce.clone()));
+        let rows: Vec<(&str, i64)> = distinct
+            .iter()
+            .map(|r| (r.nonce.as_str(), r.expires_at))
+            .collect();
+        match db.acme_use_nonces(&rows).await {
+            Ok(fresh) => {
+                for r in distinct {
+                    let _ = r.fresh.send(Ok(fresh.contains(&r.nonce)));
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                for r in distinct {
+                    let _ = r.fresh.send(Err(e.clone()));
+                }
+            }
+        }
+        for r in repeated {
+            let _ = r.fresh.send(Ok(false));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Uses queued together are one batch: a nonce twice in it (a replay
+    /// racing its original) is fresh once; one used before is not fresh.
+    #[tokio::test]
+    async fn a_batch_records_each_nonce_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = certhub_store::Db::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        db.acme_use_nonces(&[("old", 9)]).await.unwrap();
+        let (queue, records) = mpsc::unbounded_channel();
+        let mut answers = Vec::new();
+        for nonce in ["x", "x", "y", "old"] {
+            let (fresh, answer) = oneshot::channel();
+            queue
+                .send(UseRecord {
+                    nonce: nonce.into(),
+                    expires_at: 9,
+                    fresh,
+                })
+                .unwrap();
+            answers.push(answer);
+        }
+        drop(queue);
+        record_uses(db, records).await;
+        let mut got = Vec::new();
+        for a in answers {
+            got.push(a.await.unwrap().unwrap());
+        }
+        assert_eq!(got, vec![true, false, true, false]);
+    }
 
     #[test]
     fn seals_and_ages() {
