@@ -10,6 +10,7 @@
 #   SKIP_PEBBLE=1 SKIP_PG=1 bench/compare.sh   # certhub on SQLite only (ratios print "-")
 #   SKIP_PEBBLE=1 SKIP_SQLITE=1 bench/compare.sh   # certhub on PostgreSQL only
 #   REST=1 SEED=1000000 bench/compare.sh  # also the REST figures (1M subscriptions)
+#   ANSWER_WAIT=0 ...                     # certhub answers challenge POSTs at once ("processing")
 #   PERF=1 ...                            # also perf record each server under load ($WORK/LABEL-C.perf.data)
 #
 # Needs: pebble (Debian package; installed with apt-get if missing), openssl,
@@ -133,6 +134,7 @@ run_certhub() { # LABEL DB_URL
 resolver = "127.0.0.1:$DNS_PORT"
 http01_port = $HTTP01_PORT
 allow_loopback = true
+${ANSWER_WAIT:+answer_wait = $ANSWER_WAIT}
 EOF
     # The load comes from one IP and a few accounts: lift the abuse ceilings
     # (Pebble has none) when this build has them.
@@ -202,7 +204,7 @@ fi
 # ---------------------------------------------------------------- table
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 echo
-printf '%-15s %5s %7s %6s %9s %8s %8s %11s %8s %9s %9s\n' server clients issued errors "certs/s" "p50 ms" "p99 ms" "cpu ms/cert" "HWM MiB" "x tput" "x cpu"
+printf '%-15s %5s %7s %6s %9s %8s %8s %11s %11s %8s %9s %9s\n' server clients issued errors "certs/s" "p50 ms" "p99 ms" "cpu ms/cert" "bench ms/c" "HWM MiB" "x tput" "x cpu"
 while read -r line; do
     label=$(field label "$line"); c=$(field concurrency "$line")
     tput=$(field certs_per_s "$line"); cpu=$(field server_cpu_ms_per_cert "$line")
@@ -210,9 +212,9 @@ while read -r line; do
     rt=$(field certs_per_s "$ref"); rc=$(field server_cpu_ms_per_cert "$ref")
     xt=$(awk -v a="$tput" -v b="$rt" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "-" }')
     xc=$(awk -v a="$cpu" -v b="$rc" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "-" }')
-    printf '%-15s %5s %7s %6s %9s %8s %8s %11s %8s %9s %9s\n' "$label" "$c" "$(field issued "$line")" \
+    printf '%-15s %5s %7s %6s %9s %8s %8s %11s %11s %8s %9s %9s\n' "$label" "$c" "$(field issued "$line")" \
         "$(field errors "$line")" "$tput" "$(field p50_ms "$line")" "$(field p99_ms "$line")" "$cpu" \
-        "$(field server_hwm_mib "$line")" "$xt" "$xc"
+        "$(field client_cpu_ms_per_cert "$line")" "$(field server_hwm_mib "$line")" "$xt" "$xc"
 done <"$RESULTS"
 if [ -f "$WORK/rest.txt" ]; then
     echo; cat "$WORK/rest.txt"
