@@ -28,6 +28,13 @@ pub struct VaConfig {
     /// Per-validation network timeout (seconds in the config file).
     #[serde(with = "secs")]
     pub timeout: Duration,
+    /// Carried for the ACME server: how long a challenge POST waits for its
+    /// validation before answering `processing` (seconds in the config
+    /// file; 0 answers at once). A prompt validation then shows `valid` or
+    /// `invalid` in the response itself, and clients that read it (lego,
+    /// Posh-ACME) skip their polling round.
+    #[serde(with = "wait_secs")]
+    pub answer_wait: Duration,
 }
 
 impl Default for VaConfig {
@@ -40,6 +47,7 @@ impl Default for VaConfig {
             hosts: HashMap::new(),
             authz_reuse_days: 30,
             timeout: Duration::from_secs(10),
+            answer_wait: Duration::from_secs(2),
         }
     }
 }
@@ -66,6 +74,22 @@ mod secs {
         if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
             return Err(serde::de::Error::custom(
                 "timeout must be between 0 and 3600 seconds",
+            ));
+        }
+        Ok(Duration::from_secs_f64(secs))
+    }
+}
+
+/// `answer_wait` in seconds: 0 (do not wait) up to a minute.
+mod wait_secs {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        if !secs.is_finite() || !(0.0..=60.0).contains(&secs) {
+            return Err(serde::de::Error::custom(
+                "answer_wait must be between 0 and 60 seconds",
             ));
         }
         Ok(Duration::from_secs_f64(secs))

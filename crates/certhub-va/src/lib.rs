@@ -263,6 +263,11 @@ mod tests {
         assert_eq!(cfg.tlsalpn01_port, 443);
         assert_eq!(cfg.authz_reuse_days, 30);
         assert_eq!(cfg.timeout, std::time::Duration::from_secs(10));
+        assert_eq!(cfg.answer_wait, std::time::Duration::from_secs(2));
+        let now: VaConfig = toml::from_str("answer_wait = 0").unwrap();
+        assert_eq!(now.answer_wait, std::time::Duration::ZERO);
+        assert!(toml::from_str::<VaConfig>("answer_wait = 61").is_err());
+        assert!(toml::from_str::<VaConfig>("answer_wait = -1").is_err());
         assert_eq!(
             cfg.hosts["a.test"],
             "127.0.0.1".parse::<std::net::IpAddr>().unwrap()

@@ -89,6 +89,7 @@ pub const DEFAULT_CONFIG: &str = r#"# certhub configuration. Flags and CERTHUB_*
 # tlsalpn01_port = 443
 # allow_loopback = false
 # authz_reuse_days = 30
+# answer_wait = 2                   # seconds a challenge POST waits for its validation's result
 # [validation.hosts]
 # "example.test" = "127.0.0.1"
 

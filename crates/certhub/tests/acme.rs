@@ -84,6 +84,11 @@ struct Env {
 }
 
 async fn env(db: TestDb) -> Option<Env> {
+    env_with(db, certhub_va::VaConfig::default().answer_wait).await
+}
+
+/// A server whose challenge POSTs wait `answer_wait` for the validation.
+async fn env_with(db: TestDb, answer_wait: Duration) -> Option<Env> {
     let dns = TestDns::start().await;
     dns.set_default_a(Some(Ipv4Addr::LOCALHOST));
     let http01 = Http01Server::start().await;
@@ -96,6 +101,7 @@ async fn env(db: TestDb) -> Option<Env> {
             http01_port: h_port,
             tlsalpn01_port: a_port,
             timeout: Duration::from_secs(5),
+            answer_wait,
             ..Default::default()
         };
     })
@@ -224,6 +230,16 @@ impl Env {
 
     /// Completes every pending authorisation of the order with `method`.
     async fn solve(&self, order: &mut Order, method: ChallengeType) {
+        self.try_solve(order, method).await.expect("set ready");
+    }
+
+    /// [`Env::solve`], returning the problem a challenge POST answers with
+    /// (a validation that fails within `answer_wait`).
+    async fn try_solve(
+        &self,
+        order: &mut Order,
+        method: ChallengeType,
+    ) -> Result<(), instant_acme::Error> {
         let mut authzs = order.authorizations();
         while let Some(a) = authzs.next().await {
             let mut a = a.expect("authorization");
@@ -243,8 +259,9 @@ impl Env {
                 ChallengeType::TlsAlpn01 => self.alpn.set_challenge(&domain, ka.as_str()),
                 _ => unreachable!(),
             }
-            ch.set_ready().await.expect("set ready");
+            ch.set_ready().await?;
         }
+        Ok(())
     }
 
     /// Orders, validates and finalizes; returns (chain PEM, leaf DER, key).
@@ -625,8 +642,14 @@ async fn issuance_flows() {
             .new_order(&NewOrder::new(&[Identifier::Dns("caa.example.com".into())]))
             .await
             .unwrap();
-        e.solve(&mut order, ChallengeType::Http01).await;
-        // The invalid order carries the challenge's problem.
+        // The challenge POST answers with the failed validation's problem...
+        match e.try_solve(&mut order, ChallengeType::Http01).await {
+            Err(instant_acme::Error::Api(p)) => {
+                assert_eq!(p.r#type.as_deref(), Some("urn:ietf:params:acme:error:caa"))
+            }
+            other => panic!("expected a caa problem, got {other:?}"),
+        }
+        // ...and the invalid order carries it too.
         match order.poll_ready(&RetryPolicy::default()).await {
             Err(instant_acme::Error::Api(p)) => {
                 assert_eq!(
@@ -810,6 +833,71 @@ async fn issuance_flows() {
     }
 }
 
+/// A challenge POST carries a prompt validation's result (valid, or invalid
+/// with its problem); with `answer_wait = 0` it answers `processing` and a
+/// Retry-After at once, and the result shows up on a later poll.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_challenge_post_answers_with_a_prompt_result() {
+    for (wait, name) in [
+        (Duration::from_secs(2), "prompt.example.com"),
+        (Duration::ZERO, "later.example.com"),
+    ] {
+        let e = env_with(TestDb::Sqlite, wait).await.expect("sqlite");
+        let sub = e.subscription(DV, &[name, "missing.example.com"]).await;
+        let raw = Raw::new(&e, DV);
+        let key = SigningKey::generate(Alg::Es256).unwrap();
+        let kid = raw
+            .new_account(&key, &sub)
+            .await
+            .header("location")
+            .unwrap();
+        for (ident, answered) in [(name, true), ("missing.example.com", false)] {
+            let r = raw
+                .post(
+                    &key,
+                    &raw.url("new-order"),
+                    Some(&kid),
+                    &json!({"identifiers": [{"type": "dns", "value": ident}]}),
+                )
+                .await;
+            let authz_url = r.body["authorizations"][0].as_str().unwrap().to_string();
+            let a = raw.post(&key, &authz_url, Some(&kid), &Value::Null).await;
+            let chall = a.body["challenges"][0].clone();
+            let token = chall["token"].as_str().unwrap();
+            if answered {
+                let jwk = key.public_jwk();
+                e.http01.set_token(token, &jwk.key_authorization(token));
+            }
+            let c = raw
+                .post(&key, chall["url"].as_str().unwrap(), Some(&kid), &json!({}))
+                .await;
+            assert_eq!(c.status, StatusCode::OK, "{}", c.text);
+            let want = if answered { "valid" } else { "invalid" };
+            if wait.is_zero() {
+                assert_eq!(c.body["status"], "processing", "{}", c.text);
+                assert_eq!(c.header("retry-after").as_deref(), Some("1"));
+                let mut status = String::new();
+                for _ in 0..50 {
+                    let a = raw.post(&key, &authz_url, Some(&kid), &Value::Null).await;
+                    status = a.body["status"].as_str().unwrap().to_string();
+                    if status != "pending" {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                assert_eq!(status, want);
+            } else {
+                assert_eq!(c.body["status"], want, "{}", c.text);
+                assert_eq!(c.header("retry-after"), None);
+                if !answered {
+                    let t = c.body["error"]["type"].as_str().unwrap_or_default();
+                    assert!(t.starts_with("urn:ietf:params:acme:error:"), "{}", c.text);
+                }
+            }
+        }
+    }
+}
+
 /// Hand-signed requests with RS256, EdDSA and ES384 account keys.
 #[tokio::test(flavor = "multi_thread")]
 async fn other_account_key_types() {
@@ -887,6 +975,9 @@ async fn other_account_key_types() {
                 .iter()
                 .any(|l| l.to_str().unwrap().contains("rel=\"up\""))
         );
+        // The validation finished within the answer wait: the response says so.
+        assert_eq!(c.body["status"], "valid", "{}", c.text);
+        assert_eq!(c.header("retry-after"), None);
         let mut status = String::new();
         for _ in 0..50 {
             let a = raw.post(&key, &authz_url, Some(&kid), &Value::Null).await;

@@ -382,8 +382,9 @@ impl App {
         })
     }
 
-    /// A challenge POST: starts validation of a pending authorisation (once),
-    /// otherwise returns the authorisation unchanged.
+    /// A challenge POST: starts validation of a pending authorisation (once)
+    /// and returns it as it stands after at most `answer_wait`; otherwise
+    /// returns the authorisation unchanged.
     pub async fn acme_challenge(
         &self,
         ctx: &AccountCtx,
@@ -422,8 +423,18 @@ impl App {
         };
         let app = self.clone();
         let (job, jwk, account_url) = (started.clone(), ctx.jwk.clone(), urls.account(ctx.id()));
-        tokio::spawn(async move { super::validate::run(app, job, jwk, account_url).await });
-        Ok(started)
+        // The validation runs on its own task, so it finishes (and records
+        // its result) even if this request is abandoned. A prompt one is
+        // awaited: the response then carries the result, which spares the
+        // client a polling round (lego returns at once on `valid`, and
+        // otherwise sleeps Retry-After before its first poll).
+        let validation =
+            tokio::spawn(async move { super::validate::run(app, job, jwk, account_url).await });
+        let wait = self.va().config().answer_wait;
+        if wait.is_zero() || tokio::time::timeout(wait, validation).await.is_err() {
+            return Ok(started);
+        }
+        self.acme_authz(ctx, authz_id).await
     }
 
     /// finalize: ACTIVE subscription, ready order, CSR names equal to the
