@@ -10,6 +10,25 @@ use crate::{Db, Dialect, Result, StoreError, Tx, from_json, to_json};
 /// The durable job that (re)runs a started challenge validation.
 pub const ACME_VALIDATE_JOB: &str = "acme.validate";
 
+// The statements a validation result runs, one order at a time by primary
+// key: a single `UPDATE ... WHERE id IN (subquery)` let PostgreSQL pick a
+// sequential scan of `acme_orders` while its statistics were young, so each
+// validation read every order (tests/plans.rs checks the plans).
+
+/// The orders waiting for an authorisation.
+pub const ORDERS_OF_AUTHZ: &str = "SELECT order_id FROM acme_order_authzs WHERE authz_id = ?";
+/// A pending order becomes ready once every authorisation it uses is valid.
+/// (Each authorisation's status is a lookup by key: written as a join,
+/// PostgreSQL hashed the whole authorisation table while its statistics
+/// were unset.)
+pub const ORDER_READY: &str = "UPDATE acme_orders SET status = 'ready', updated_at = ? \
+     WHERE id = ? AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM acme_order_authzs oa \
+     WHERE oa.order_id = acme_orders.id \
+     AND (SELECT z.status FROM acme_authzs z WHERE z.id = oa.authz_id) <> 'valid')";
+/// An unfinished order fails with its authorisation.
+pub const ORDER_INVALID: &str = "UPDATE acme_orders SET status = 'invalid', error = ?, updated_at = ? \
+     WHERE id = ? AND status IN ('pending', 'ready')";
+
 /// One ACME account. `jwk` is the JSON text of the public key.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AcmeAccount {
@@ -546,15 +565,13 @@ impl Db {
     }
 
     async fn acme_orders_ready(&self, tx: &mut Tx, authz_id: i64, now: i64) -> Result<()> {
-        tx.exec("UPDATE acme_orders SET status = 'ready', updated_at = ? WHERE status = 'pending' \
-             AND id IN (SELECT order_id FROM acme_order_authzs WHERE authz_id = ?) \
-             AND NOT EXISTS (SELECT 1 FROM acme_order_authzs oa JOIN acme_authzs z ON z.id = oa.authz_id \
-             WHERE oa.order_id = acme_orders.id AND z.status <> 'valid')",
-            &[
-                Arg::from(now),
-                Arg::from(authz_id),
-            ])
-        .await?;
+        for order in tx
+            .scalar_all::<i64>(ORDERS_OF_AUTHZ, &[Arg::from(authz_id)])
+            .await?
+        {
+            tx.exec(ORDER_READY, &[Arg::from(now), Arg::from(order)])
+                .await?;
+        }
         Ok(())
     }
 
@@ -565,14 +582,20 @@ impl Db {
         error: Option<&str>,
         now: i64,
     ) -> Result<()> {
-        tx.exec("UPDATE acme_orders SET status = 'invalid', error = ?, updated_at = ? WHERE status IN ('pending', 'ready') \
-             AND id IN (SELECT order_id FROM acme_order_authzs WHERE authz_id = ?)",
-            &[
-                Arg::from(error.map(str::to_string)),
-                Arg::from(now),
-                Arg::from(authz_id),
-            ])
-        .await?;
+        for order in tx
+            .scalar_all::<i64>(ORDERS_OF_AUTHZ, &[Arg::from(authz_id)])
+            .await?
+        {
+            tx.exec(
+                ORDER_INVALID,
+                &[
+                    Arg::from(error.map(str::to_string)),
+                    Arg::from(now),
+                    Arg::from(order),
+                ],
+            )
+            .await?;
+        }
         Ok(())
     }
 

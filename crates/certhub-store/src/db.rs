@@ -293,6 +293,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency",
         include_str!("../migrations/0009_idempotency.sql"),
     ),
+    (
+        10,
+        "order_authzs_by_order",
+        include_str!("../migrations/0010_order_authzs_by_order.sql"),
+    ),
 ];
 
 /// Migrations whose text differs by dialect beyond `{{ID}}`/`{{BLOB}}`
