@@ -10,6 +10,7 @@ use sqlx::{Any, AnyPool, Executor};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::lite_tx::LiteTx;
+use crate::pg_conns::{PgConn, PgConns, READERS, WRITERS};
 use crate::read::{Arg, Cols, FromCol, LiteConns, Row, lite_error, query_rows};
 use crate::{Result, StoreError};
 
@@ -17,7 +18,8 @@ use crate::{Result, StoreError};
 /// through its methods (`tx.exec(sql, &[args])`, `tx.fetch_one(...)`), which
 /// on SQLite execute inline on this process's one writer connection (see
 /// [`crate::read`]: no thread hop per statement; only COMMIT, which waits for
-/// fsync, goes to a blocking thread) and on PostgreSQL through sqlx.
+/// fsync, goes to a blocking thread) and on PostgreSQL through sqlx, on a
+/// connection kept aside from sqlx's pool (see [`crate::pg_conns`]).
 pub struct Tx {
     inner: TxInner,
     dialect: Dialect,
@@ -31,6 +33,31 @@ pub struct Tx {
 enum TxInner {
     Sqlx(sqlx::Transaction<'static, Any>),
     Lite(LiteTx),
+    /// PostgreSQL: `BEGIN` sent on a connection of [`Db`]'s writer set.
+    Pg(PgTx),
+}
+
+/// A PostgreSQL transaction on a connection of its own (see
+/// [`crate::pg_conns`]): dropped unfinished, the connection closes and the
+/// server rolls the transaction back.
+struct PgTx {
+    conn: PgConn,
+    home: Arc<PgConns>,
+}
+
+impl PgTx {
+    async fn begin(home: Arc<PgConns>, pool: &AnyPool) -> Result<PgTx> {
+        let mut conn = home.take(pool).await?;
+        sqlx::raw_sql("BEGIN").execute(&mut conn.conn).await?;
+        Ok(PgTx { conn, home })
+    }
+
+    async fn finish(mut self, commit: bool) -> Result<()> {
+        let end = if commit { "COMMIT" } else { "ROLLBACK" };
+        sqlx::raw_sql(end).execute(&mut self.conn.conn).await?;
+        self.home.give_back(self.conn);
+        Ok(())
+    }
 }
 
 /// What a statement changed.
@@ -92,6 +119,7 @@ impl Tx {
             TxInner::Sqlx(t) if commit => Ok(t.commit().await?),
             TxInner::Sqlx(t) => Ok(t.rollback().await?),
             TxInner::Lite(l) => l.finish(commit).await,
+            TxInner::Pg(t) => t.finish(commit).await,
         }
     }
 
@@ -162,6 +190,12 @@ impl Tx {
                     .await?;
                 Ok(())
             }
+            TxInner::Pg(t) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                    .execute(&mut t.conn.conn)
+                    .await?;
+                Ok(())
+            }
             TxInner::Lite(l) => l.conn().execute_batch(sql).map_err(lite_error),
         }
     }
@@ -171,6 +205,12 @@ impl Tx {
             TxInner::Sqlx(t) => {
                 let r = sqlx_query(self.dialect, sql, args)
                     .execute(&mut **t)
+                    .await?;
+                Ok(Done(r.rows_affected()))
+            }
+            TxInner::Pg(t) => {
+                let r = sqlx_query(self.dialect, sql, args)
+                    .execute(&mut t.conn.conn)
                     .await?;
                 Ok(Done(r.rows_affected()))
             }
@@ -193,6 +233,18 @@ impl Tx {
                     q.fetch_optional(&mut **t).await?.into_iter().collect()
                 } else {
                     q.fetch_all(&mut **t).await?
+                };
+                Ok(rows.into_iter().map(Row::Any).collect())
+            }
+            TxInner::Pg(t) => {
+                let q = sqlx_query(self.dialect, sql, args);
+                let rows = if limit == 1 {
+                    q.fetch_optional(&mut t.conn.conn)
+                        .await?
+                        .into_iter()
+                        .collect()
+                } else {
+                    q.fetch_all(&mut t.conn.conn).await?
                 };
                 Ok(rows.into_iter().map(Row::Any).collect())
             }
@@ -237,11 +289,19 @@ pub struct Db {
     writer: Arc<AsyncMutex<()>>,
     /// SQLite: the connections statements run on inline (see [`crate::read`]).
     lite: Option<Arc<LiteConns>>,
+    /// PostgreSQL: the connections reads outside a transaction run on, and
+    /// those transactions and side writes run on (see [`crate::pg_conns`]).
+    pg_readers: Option<Arc<PgConns>>,
+    pg_writers: Option<Arc<PgConns>>,
 }
 
 /// How long a writer waits for its turn before the request is answered as
 /// "busy, retry" (the same bound as SQLite's busy_timeout).
 const WRITER_WAIT: Duration = Duration::from_secs(10);
+
+/// A pooled PostgreSQL connection idle this long is pinged before use (a
+/// server restart or a proxy's idle cut may have closed it meanwhile).
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -348,8 +408,26 @@ impl Db {
             }
             Dialect::Postgres => {
                 AnyPoolOptions::new()
-                    .max_connections(16)
+                    // The odd direct statement (claims, admin reads); reads,
+                    // transactions and side writes have connections of their
+                    // own (crate::pg_conns).
+                    .max_connections(4)
                     .acquire_timeout(Duration::from_secs(10))
+                    // sqlx pings every connection it hands out by default: one
+                    // more round trip to the server per statement outside a
+                    // transaction (measured: a third of the messages sent per
+                    // certificate). A connection in steady use is known to be
+                    // alive; only one that sat idle is checked, and a failed
+                    // check makes the pool open a fresh one.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_IDLE_AFTER {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             // A transaction dropped on an error path is rolled back
@@ -381,11 +459,17 @@ impl Db {
             dialect,
             writer: Arc::new(AsyncMutex::new(())),
             lite,
+            pg_readers: (dialect == Dialect::Postgres).then(|| Arc::new(PgConns::new(READERS))),
+            pg_writers: (dialect == Dialect::Postgres).then(|| Arc::new(PgConns::new(WRITERS))),
         })
     }
 
     pub(crate) fn lite(&self) -> Option<&LiteConns> {
         self.lite.as_deref()
+    }
+
+    pub(crate) fn pg_readers(&self) -> Option<&PgConns> {
+        self.pg_readers.as_deref()
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -442,7 +526,10 @@ impl Db {
                 }
             }
             Dialect::Postgres => Tx {
-                inner: TxInner::Sqlx(self.pool.begin().await?),
+                inner: match &self.pg_writers {
+                    Some(home) => TxInner::Pg(PgTx::begin(home.clone(), &self.pool).await?),
+                    None => TxInner::Sqlx(self.pool.begin().await?),
+                },
                 dialect: self.dialect,
                 _writer: None,
             },
@@ -455,6 +542,14 @@ impl Db {
     /// connection that would poll SQLite's lock while the writer holds it;
     /// on PostgreSQL it is one autocommit statement.
     pub async fn write(&self, sql: &'static str, args: &[Arg]) -> Result<Done> {
+        if let Some(home) = &self.pg_writers {
+            let mut c = home.take(&self.pool).await?;
+            let r = sqlx_query(self.dialect, Sql::Static(sql), args)
+                .execute(&mut c.conn)
+                .await?;
+            home.give_back(c);
+            return Ok(Done(r.rows_affected()));
+        }
         if self.lite.is_none() {
             let r = sqlx_query(self.dialect, Sql::Static(sql), args)
                 .execute(&self.pool)
@@ -471,6 +566,14 @@ impl Db {
 
     /// [`Db::write`] for a statement with `RETURNING`: its one row, if any.
     pub async fn write_returning(&self, sql: &'static str, args: &[Arg]) -> Result<Option<Row>> {
+        if let Some(home) = &self.pg_writers {
+            let mut c = home.take(&self.pool).await?;
+            let row = sqlx_query(self.dialect, Sql::Static(sql), args)
+                .fetch_optional(&mut c.conn)
+                .await?;
+            home.give_back(c);
+            return Ok(row.map(Row::Any));
+        }
         if self.lite.is_none() {
             let row = sqlx_query(self.dialect, Sql::Static(sql), args)
                 .fetch_optional(&self.pool)
@@ -486,6 +589,14 @@ impl Db {
     /// [`Db::write`] for a statement built at run time (a multi-row
     /// `VALUES` list) with `RETURNING`: every row it returns.
     pub async fn write_rows_dyn(&self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
+        if let Some(home) = &self.pg_writers {
+            let mut c = home.take(&self.pool).await?;
+            let rows = sqlx_query(self.dialect, Sql::Dyn(sql), args)
+                .fetch_all(&mut c.conn)
+                .await?;
+            home.give_back(c);
+            return Ok(rows.into_iter().map(Row::Any).collect());
+        }
         if self.lite.is_none() {
             let rows = sqlx_query(self.dialect, Sql::Dyn(sql), args)
                 .fetch_all(&self.pool)

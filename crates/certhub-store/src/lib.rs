@@ -12,6 +12,7 @@
 mod db;
 pub mod list;
 mod lite_tx;
+mod pg_conns;
 pub mod read;
 pub mod sealed;
 

@@ -335,9 +335,16 @@ impl Db {
         if let Some(lite) = self.lite() {
             return Ok(lite.query(sql, args, 1)?.pop().map(Row::Lite));
         }
-        let row = bind(sqlx::query(self.sql(sql)), args)
-            .fetch_optional(self.pool())
-            .await?;
+        let q = bind(sqlx::query(self.sql(sql)), args);
+        let row = match self.pg_readers() {
+            Some(readers) => {
+                let mut r = readers.take(self.pool()).await?;
+                let row = q.fetch_optional(&mut r.conn).await?;
+                readers.give_back(r);
+                row
+            }
+            None => q.fetch_optional(self.pool()).await?,
+        };
         Ok(row.map(Row::Any))
     }
 
@@ -346,8 +353,8 @@ impl Db {
         if let Some(lite) = self.lite() {
             return Ok(lite_rows(lite.query(sql, args, usize::MAX)?));
         }
-        let rows = bind(sqlx::query(self.sql(sql)), args)
-            .fetch_all(self.pool())
+        let rows = self
+            .pg_fetch_all(bind(sqlx::query(self.sql(sql)), args))
             .await?;
         Ok(rows.into_iter().map(Row::Any).collect())
     }
@@ -360,10 +367,26 @@ impl Db {
         if let Some(lite) = self.lite() {
             return Ok(lite_rows(lite.query(sql, args, usize::MAX)?));
         }
-        let rows = bind(sqlx::query(self.sql_dyn(sql)), args)
-            .fetch_all(self.pool())
+        let rows = self
+            .pg_fetch_all(bind(sqlx::query(self.sql_dyn(sql)), args))
             .await?;
         Ok(rows.into_iter().map(Row::Any).collect())
+    }
+
+    /// Every row of `q`, on a reader connection when there are some.
+    async fn pg_fetch_all<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    ) -> Result<Vec<sqlx::any::AnyRow>> {
+        Ok(match self.pg_readers() {
+            Some(readers) => {
+                let mut r = readers.take(self.pool()).await?;
+                let rows = q.fetch_all(&mut r.conn).await?;
+                readers.give_back(r);
+                rows
+            }
+            None => q.fetch_all(self.pool()).await?,
+        })
     }
 }
 
