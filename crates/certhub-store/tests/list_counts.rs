@@ -2,6 +2,8 @@
 //! unfiltered (migration 0008). They must equal COUNT(*) after every kind of
 //! change, on both backends, or a client's paging breaks.
 
+mod common;
+
 use certhub_store::Db;
 use certhub_store::list::ListQuery;
 use certhub_store::read::Arg;
@@ -99,30 +101,10 @@ async fn check(url: &str) {
 
 #[tokio::test]
 async fn counters_match_count_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    check(&format!("sqlite://{}/t.db", dir.path().display())).await;
+    common::on_sqlite(|url| async move { check(&url).await }).await;
 }
 
 #[tokio::test]
 async fn counters_match_count_postgres() {
-    let admin = "postgres://postgres@127.0.0.1:5432/test";
-    let Ok(Ok(a)) =
-        tokio::time::timeout(std::time::Duration::from_secs(5), Db::connect(admin)).await
-    else {
-        eprintln!("SKIPPED: PostgreSQL unavailable");
-        return;
-    };
-    let name = format!("certhub_counts_{}", std::process::id());
-    let drop_sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop_sql.clone()))
-        .execute(a.pool())
-        .await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(a.pool())
-        .await
-        .unwrap();
-    check(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await;
-    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop_sql))
-        .execute(a.pool())
-        .await;
+    common::on_postgres("counts", |url| async move { check(&url).await }).await;
 }

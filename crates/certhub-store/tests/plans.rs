@@ -5,6 +5,8 @@
 //! PostgreSQL's statistics still unset (as in a young database, before
 //! autovacuum's first ANALYZE).
 
+mod common;
+
 use certhub_store::acme::{ORDER_INVALID, ORDER_READY, ORDERS_OF_AUTHZ};
 use certhub_store::read::{Arg, Cols};
 use certhub_store::{Db, Dialect};
@@ -107,33 +109,10 @@ async fn check(url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_statements_use_indexes_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    check(&format!("sqlite://{}/t.db", dir.path().display())).await;
+    common::on_sqlite(|url| async move { check(&url).await }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_statements_use_indexes_postgres() {
-    let admin = "postgres://postgres@127.0.0.1:5432/test";
-    let Ok(Ok(a)) =
-        tokio::time::timeout(std::time::Duration::from_secs(5), Db::connect(admin)).await
-    else {
-        eprintln!("SKIPPED: PostgreSQL unavailable");
-        return;
-    };
-    let name = format!("certhub_plans_{}", std::process::id());
-    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name}"
-    )))
-    .execute(a.pool())
-    .await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(a.pool())
-        .await
-        .unwrap();
-    check(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await;
-    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(a.pool())
-    .await;
+    common::on_postgres("plans", |url| async move { check(&url).await }).await;
 }

@@ -3,6 +3,8 @@
 //! transaction holds it waits and lands instead of polling SQLite's lock;
 //! constraint errors read the same on both backends.
 
+mod common;
+
 use std::time::Duration;
 
 use certhub_store::acme::AcmeAccount;
@@ -104,33 +106,10 @@ async fn check(url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn side_writes_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    check(&format!("sqlite://{}/t.db", dir.path().display())).await;
+    common::on_sqlite(|url| async move { check(&url).await }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn side_writes_postgres() {
-    let admin = "postgres://postgres@127.0.0.1:5432/test";
-    let Ok(Ok(a)) =
-        tokio::time::timeout(std::time::Duration::from_secs(5), Db::connect(admin)).await
-    else {
-        eprintln!("SKIPPED: PostgreSQL unavailable");
-        return;
-    };
-    let name = format!("certhub_side_{}", std::process::id());
-    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name}"
-    )))
-    .execute(a.pool())
-    .await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(a.pool())
-        .await
-        .unwrap();
-    check(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await;
-    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(a.pool())
-    .await;
+    common::on_postgres("side", |url| async move { check(&url).await }).await;
 }

@@ -1,6 +1,8 @@
 //! A transaction dropped on an error path (`?`) must not leak its connection
 //! or its locks: the pool has to stay usable on both backends.
 
+mod common;
+
 use certhub_store::Db;
 use certhub_store::read::Arg;
 
@@ -42,33 +44,10 @@ async fn check(url: &str) {
 
 #[tokio::test]
 async fn dropped_transactions_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    check(&format!("sqlite://{}/t.db", dir.path().display())).await;
+    common::on_sqlite(|url| async move { check(&url).await }).await;
 }
 
 #[tokio::test]
 async fn dropped_transactions_postgres() {
-    let admin = "postgres://postgres@127.0.0.1:5432/test";
-    let Ok(Ok(a)) =
-        tokio::time::timeout(std::time::Duration::from_secs(5), Db::connect(admin)).await
-    else {
-        eprintln!("SKIPPED: PostgreSQL unavailable");
-        return;
-    };
-    let name = format!("certhub_drop_{}", std::process::id());
-    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name}"
-    )))
-    .execute(a.pool())
-    .await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(a.pool())
-        .await
-        .unwrap();
-    check(&format!("postgres://postgres@127.0.0.1:5432/{name}")).await;
-    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(a.pool())
-    .await;
+    common::on_postgres("drop", |url| async move { check(&url).await }).await;
 }
