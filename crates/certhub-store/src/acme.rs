@@ -724,14 +724,14 @@ impl Db {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar(self.sql(
+        self.read_all(
             "SELECT id FROM acme_orders WHERE account_id = ? AND id > ? AND status <> 'invalid' ORDER BY id LIMIT ?",
-        ))
-        .bind(account_id)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?)
+            &[Arg::from(account_id), Arg::from(after_id), Arg::from(limit)],
+        )
+        .await?
+        .iter()
+        .map(|r| r.col_at(0))
+        .collect()
     }
 
     // ------------------------------------------------------------ certificates (ACME view)

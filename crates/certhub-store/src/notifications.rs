@@ -130,12 +130,12 @@ impl Db {
     }
 
     pub async fn notification(&self, customer_id: i64, id: i64) -> Result<Option<Notification>> {
-        let row =
-            sqlx::query(self.sql("SELECT * FROM notifications WHERE id = ? AND customer_id = ?"))
-                .bind(id)
-                .bind(customer_id)
-                .fetch_optional(self.pool())
-                .await?;
+        let row = self
+            .read_optional(
+                "SELECT * FROM notifications WHERE id = ? AND customer_id = ?",
+                &[Arg::from(id), Arg::from(customer_id)],
+            )
+            .await?;
         row.as_ref().map(notification_from_row).transpose()
     }
 

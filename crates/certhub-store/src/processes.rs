@@ -203,9 +203,8 @@ impl Db {
 
     /// A customer's process (or any, with `customer_id = None`, for the operator).
     pub async fn process(&self, customer_id: Option<i64>, id: i64) -> Result<Option<Process>> {
-        let row = sqlx::query(self.sql("SELECT * FROM processes WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(self.pool())
+        let row = self
+            .read_optional("SELECT * FROM processes WHERE id = ?", &[Arg::from(id)])
             .await?;
         let p = row.as_ref().map(process_from_row).transpose()?;
         Ok(p.filter(|p| customer_id.is_none_or(|c| c == p.customer_id)))

@@ -294,6 +294,17 @@ async fn dns_dcv_through_the_engine_and_every_download_format() {
                 .iter()
                 .any(|n| n["eventType"] == "CERTIFICATE_ISSUED")
         );
+        // One notification by id reads as its list entry.
+        let first = &notes["entities"][0];
+        let one = c
+            .get(&format!(
+                "/v2/customers/dns-co/notifications/{}",
+                first["id"]
+            ))
+            .await;
+        assert_eq!(one.status, 200, "{}", one.body);
+        assert_eq!(one.body["eventType"], first["eventType"]);
+        assert_eq!(one.body["message"], first["message"]);
 
         // Every download format.
         let dir = tempfile::tempdir().unwrap();
