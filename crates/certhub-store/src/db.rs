@@ -10,7 +10,7 @@ use sqlx::{Any, AnyPool, Executor};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::lite_tx::LiteTx;
-use crate::pg_conns::{PgConn, PgConns, READERS, WRITERS};
+use crate::pg_conns::{PING_IDLE_AFTER, PgConn, PgConns, READERS, WRITERS};
 use crate::read::{Arg, Cols, FromCol, LiteConns, Row, lite_error, query_rows};
 use crate::{Result, StoreError};
 
@@ -35,6 +35,22 @@ enum TxInner {
     Lite(LiteTx),
     /// PostgreSQL: `BEGIN` sent on a connection of [`Db`]'s writer set.
     Pg(PgTx),
+}
+
+/// Where a transaction's statements run.
+enum On<'a> {
+    Sqlx(&'a mut sqlx::AnyConnection),
+    Lite(&'a rusqlite::Connection),
+}
+
+impl TxInner {
+    fn on(&mut self) -> On<'_> {
+        match self {
+            TxInner::Sqlx(t) => On::Sqlx(t),
+            TxInner::Pg(t) => On::Sqlx(&mut t.conn.conn),
+            TxInner::Lite(l) => On::Lite(l.conn()),
+        }
+    }
 }
 
 /// A PostgreSQL transaction on a connection of its own (see
@@ -183,39 +199,24 @@ impl Tx {
 
     /// Runs several `;`-separated statements without parameters (migrations).
     pub async fn batch(&mut self, sql: &str) -> Result<()> {
-        match &mut self.inner {
-            TxInner::Sqlx(t) => {
+        match self.inner.on() {
+            On::Sqlx(conn) => {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                    .execute(&mut **t)
+                    .execute(conn)
                     .await?;
                 Ok(())
             }
-            TxInner::Pg(t) => {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                    .execute(&mut t.conn.conn)
-                    .await?;
-                Ok(())
-            }
-            TxInner::Lite(l) => l.conn().execute_batch(sql).map_err(lite_error),
+            On::Lite(conn) => conn.execute_batch(sql).map_err(lite_error),
         }
     }
 
     async fn exec_sql(&mut self, sql: Sql<'_>, args: &[Arg]) -> Result<Done> {
-        match &mut self.inner {
-            TxInner::Sqlx(t) => {
-                let r = sqlx_query(self.dialect, sql, args)
-                    .execute(&mut **t)
-                    .await?;
+        match self.inner.on() {
+            On::Sqlx(conn) => {
+                let r = sqlx_query(self.dialect, sql, args).execute(conn).await?;
                 Ok(Done(r.rows_affected()))
             }
-            TxInner::Pg(t) => {
-                let r = sqlx_query(self.dialect, sql, args)
-                    .execute(&mut t.conn.conn)
-                    .await?;
-                Ok(Done(r.rows_affected()))
-            }
-            TxInner::Lite(l) => {
-                let conn = l.conn();
+            On::Lite(conn) => {
                 let n = conn
                     .prepare_cached(sql.text())
                     .and_then(|mut s| s.execute(rusqlite::params_from_iter(args.iter())))
@@ -226,35 +227,32 @@ impl Tx {
     }
 
     async fn rows(&mut self, sql: Sql<'_>, args: &[Arg], limit: usize) -> Result<Vec<Row>> {
-        match &mut self.inner {
-            TxInner::Sqlx(t) => {
-                let q = sqlx_query(self.dialect, sql, args);
-                let rows = if limit == 1 {
-                    q.fetch_optional(&mut **t).await?.into_iter().collect()
-                } else {
-                    q.fetch_all(&mut **t).await?
-                };
+        match self.inner.on() {
+            On::Sqlx(conn) => {
+                let rows = fetch_on(conn, sqlx_query(self.dialect, sql, args), limit).await?;
                 Ok(rows.into_iter().map(Row::Any).collect())
             }
-            TxInner::Pg(t) => {
-                let q = sqlx_query(self.dialect, sql, args);
-                let rows = if limit == 1 {
-                    q.fetch_optional(&mut t.conn.conn)
-                        .await?
-                        .into_iter()
-                        .collect()
-                } else {
-                    q.fetch_all(&mut t.conn.conn).await?
-                };
-                Ok(rows.into_iter().map(Row::Any).collect())
-            }
-            TxInner::Lite(l) => Ok(query_rows(l.conn(), sql.text(), args, limit)
+            On::Lite(conn) => Ok(query_rows(conn, sql.text(), args, limit)
                 .map_err(lite_error)?
                 .into_iter()
                 .map(Row::Lite)
                 .collect()),
         }
     }
+}
+
+/// The rows of `q` on `conn`: the first only when `limit` is 1 (the rest are
+/// not read), otherwise all of them.
+pub(crate) async fn fetch_on(
+    conn: &mut sqlx::AnyConnection,
+    q: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+    limit: usize,
+) -> Result<Vec<sqlx::any::AnyRow>> {
+    Ok(if limit == 1 {
+        q.fetch_optional(conn).await?.into_iter().collect()
+    } else {
+        q.fetch_all(conn).await?
+    })
 }
 
 fn sqlx_query<'a>(
@@ -298,10 +296,6 @@ pub struct Db {
 /// How long a writer waits for its turn before the request is answered as
 /// "busy, retry" (the same bound as SQLite's busy_timeout).
 const WRITER_WAIT: Duration = Duration::from_secs(10);
-
-/// A pooled PostgreSQL connection idle this long is pinged before use (a
-/// server restart or a proxy's idle cut may have closed it meanwhile).
-const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -543,12 +537,8 @@ impl Db {
     /// on PostgreSQL it is one autocommit statement.
     pub async fn write(&self, sql: &'static str, args: &[Arg]) -> Result<Done> {
         if let Some(home) = &self.pg_writers {
-            let mut c = home.take(&self.pool).await?;
-            let r = sqlx_query(self.dialect, Sql::Static(sql), args)
-                .execute(&mut c.conn)
-                .await?;
-            home.give_back(c);
-            return Ok(Done(r.rows_affected()));
+            let q = sqlx_query(self.dialect, Sql::Static(sql), args);
+            return Ok(Done(home.execute(&self.pool, q).await?));
         }
         if self.lite.is_none() {
             let r = sqlx_query(self.dialect, Sql::Static(sql), args)
@@ -567,12 +557,8 @@ impl Db {
     /// [`Db::write`] for a statement with `RETURNING`: its one row, if any.
     pub async fn write_returning(&self, sql: &'static str, args: &[Arg]) -> Result<Option<Row>> {
         if let Some(home) = &self.pg_writers {
-            let mut c = home.take(&self.pool).await?;
-            let row = sqlx_query(self.dialect, Sql::Static(sql), args)
-                .fetch_optional(&mut c.conn)
-                .await?;
-            home.give_back(c);
-            return Ok(row.map(Row::Any));
+            let q = sqlx_query(self.dialect, Sql::Static(sql), args);
+            return Ok(home.fetch(&self.pool, q, 1).await?.pop().map(Row::Any));
         }
         if self.lite.is_none() {
             let row = sqlx_query(self.dialect, Sql::Static(sql), args)
@@ -590,11 +576,8 @@ impl Db {
     /// `VALUES` list) with `RETURNING`: every row it returns.
     pub async fn write_rows_dyn(&self, sql: &str, args: &[Arg]) -> Result<Vec<Row>> {
         if let Some(home) = &self.pg_writers {
-            let mut c = home.take(&self.pool).await?;
-            let rows = sqlx_query(self.dialect, Sql::Dyn(sql), args)
-                .fetch_all(&mut c.conn)
-                .await?;
-            home.give_back(c);
+            let q = sqlx_query(self.dialect, Sql::Dyn(sql), args);
+            let rows = home.fetch(&self.pool, q, usize::MAX).await?;
             return Ok(rows.into_iter().map(Row::Any).collect());
         }
         if self.lite.is_none() {

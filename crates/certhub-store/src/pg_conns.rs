@@ -15,9 +15,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sqlx::{AnyConnection, AnyPool, Connection};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, AnyPool, Connection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::db::fetch_on;
 use crate::{Result, StoreError};
 
 /// Reads outside a transaction in flight at once per process.
@@ -28,8 +31,9 @@ pub(crate) const READERS: usize = 4;
 pub(crate) const WRITERS: usize = 8;
 
 /// An idle connection unused this long is pinged before it serves again (a
-/// server restart or a proxy's idle cut may have closed it meanwhile).
-const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+/// server restart or a proxy's idle cut may have closed it meanwhile); the
+/// pool applies the same rule to the connections it hands out.
+pub(crate) const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// How long a caller waits for a free connection.
 const WAIT: Duration = Duration::from_secs(10);
@@ -83,6 +87,31 @@ impl PgConns {
         if idle.len() < self.size {
             idle.push((c.conn, Instant::now()));
         }
+    }
+
+    /// The rows of one autocommit statement (see [`fetch_on`] for `limit`).
+    pub(crate) async fn fetch(
+        &self,
+        pool: &AnyPool,
+        q: Query<'_, Any, AnyArguments>,
+        limit: usize,
+    ) -> Result<Vec<AnyRow>> {
+        let mut c = self.take(pool).await?;
+        let rows = fetch_on(&mut c.conn, q, limit).await?;
+        self.give_back(c);
+        Ok(rows)
+    }
+
+    /// Runs one autocommit statement; how many rows it changed.
+    pub(crate) async fn execute(
+        &self,
+        pool: &AnyPool,
+        q: Query<'_, Any, AnyArguments>,
+    ) -> Result<u64> {
+        let mut c = self.take(pool).await?;
+        let done = q.execute(&mut c.conn).await?;
+        self.give_back(c);
+        Ok(done.rows_affected())
     }
 }
 

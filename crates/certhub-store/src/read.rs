@@ -337,12 +337,7 @@ impl Db {
         }
         let q = bind(sqlx::query(self.sql(sql)), args);
         let row = match self.pg_readers() {
-            Some(readers) => {
-                let mut r = readers.take(self.pool()).await?;
-                let row = q.fetch_optional(&mut r.conn).await?;
-                readers.give_back(r);
-                row
-            }
+            Some(readers) => readers.fetch(self.pool(), q, 1).await?.pop(),
             None => q.fetch_optional(self.pool()).await?,
         };
         Ok(row.map(Row::Any))
@@ -379,12 +374,7 @@ impl Db {
         q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
     ) -> Result<Vec<sqlx::any::AnyRow>> {
         Ok(match self.pg_readers() {
-            Some(readers) => {
-                let mut r = readers.take(self.pool()).await?;
-                let rows = q.fetch_all(&mut r.conn).await?;
-                readers.give_back(r);
-                rows
-            }
+            Some(readers) => readers.fetch(self.pool(), q, usize::MAX).await?,
             None => q.fetch_all(self.pool()).await?,
         })
     }
