@@ -64,34 +64,42 @@ impl VaConfig {
     }
 }
 
-/// `timeout` is written as a number of seconds (integer or fractional).
-mod secs {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
+/// Durations are written as a number of seconds (integer or fractional),
+/// checked against the setting's range.
+fn secs_in<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    ok: impl Fn(f64) -> bool,
+    range: &str,
+) -> Result<Duration, D::Error> {
+    let secs = f64::deserialize(d)?;
+    if !secs.is_finite() || !ok(secs) {
+        return Err(serde::de::Error::custom(range));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let secs = f64::deserialize(d)?;
-        if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
-            return Err(serde::de::Error::custom(
-                "timeout must be between 0 and 3600 seconds",
-            ));
-        }
-        Ok(Duration::from_secs_f64(secs))
+/// `timeout`: more than 0, at most an hour.
+mod secs {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::time::Duration, D::Error> {
+        super::secs_in(
+            d,
+            |s| s > 0.0 && s <= 3600.0,
+            "timeout must be between 0 and 3600 seconds",
+        )
     }
 }
 
-/// `answer_wait` in seconds: 0 (do not wait) up to a minute.
+/// `answer_wait`: 0 (do not wait) up to a minute.
 mod wait_secs {
-    use serde::{Deserialize, Deserializer};
-    use std::time::Duration;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let secs = f64::deserialize(d)?;
-        if !secs.is_finite() || !(0.0..=60.0).contains(&secs) {
-            return Err(serde::de::Error::custom(
-                "answer_wait must be between 0 and 60 seconds",
-            ));
-        }
-        Ok(Duration::from_secs_f64(secs))
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::time::Duration, D::Error> {
+        super::secs_in(
+            d,
+            |s| (0.0..=60.0).contains(&s),
+            "answer_wait must be between 0 and 60 seconds",
+        )
     }
 }
