@@ -369,6 +369,20 @@ impl<'a> Raw<'a> {
         format!("{}/{path}", self.base)
     }
 
+    /// POST-as-GETs `url` (an authorisation or an order) until it is no
+    /// longer pending, at most 50 times `pause` apart; its last body.
+    async fn poll(&self, key: &SigningKey, url: &str, kid: &str, pause: Duration) -> Value {
+        let mut body = Value::Null;
+        for _ in 0..50 {
+            body = self.post(key, url, Some(kid), &Value::Null).await.body;
+            if body["status"] != "pending" {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+        }
+        body
+    }
+
     async fn nonce(&self) -> String {
         let r = self
             .env
@@ -876,16 +890,10 @@ async fn a_challenge_post_answers_with_a_prompt_result() {
             if wait.is_zero() {
                 assert_eq!(c.body["status"], "processing", "{}", c.text);
                 assert_eq!(c.header("retry-after").as_deref(), Some("1"));
-                let mut status = String::new();
-                for _ in 0..50 {
-                    let a = raw.post(&key, &authz_url, Some(&kid), &Value::Null).await;
-                    status = a.body["status"].as_str().unwrap().to_string();
-                    if status != "pending" {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                assert_eq!(status, want);
+                let a = raw
+                    .poll(&key, &authz_url, &kid, Duration::from_millis(50))
+                    .await;
+                assert_eq!(a["status"], want);
             } else {
                 assert_eq!(c.body["status"], want, "{}", c.text);
                 assert_eq!(c.header("retry-after"), None);
@@ -978,16 +986,10 @@ async fn other_account_key_types() {
         // The validation finished within the answer wait: the response says so.
         assert_eq!(c.body["status"], "valid", "{}", c.text);
         assert_eq!(c.header("retry-after"), None);
-        let mut status = String::new();
-        for _ in 0..50 {
-            let a = raw.post(&key, &authz_url, Some(&kid), &Value::Null).await;
-            status = a.body["status"].as_str().unwrap().to_string();
-            if status != "pending" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(status, "valid");
+        let a = raw
+            .poll(&key, &authz_url, &kid, Duration::from_millis(100))
+            .await;
+        assert_eq!(a["status"], "valid");
         // A POST to a valid challenge returns it unchanged.
         let c = raw
             .post(&key, chall["url"].as_str().unwrap(), Some(&kid), &json!({}))
@@ -1438,17 +1440,9 @@ async fn subscription_gates() {
             .set_token(token, &key.public_jwk().key_authorization(token));
         raw.post(&key, ch["url"].as_str().unwrap(), Some(&kid), &json!({}))
             .await;
-        let mut ready = Value::Null;
-        for _ in 0..50 {
-            ready = raw
-                .post(&key, &order_url, Some(&kid), &Value::Null)
-                .await
-                .body;
-            if ready["status"] != "pending" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let ready = raw
+            .poll(&key, &order_url, &kid, Duration::from_millis(100))
+            .await;
         assert_eq!(ready["status"], "ready", "{ready}");
         // A CSR with other names → badCSR, the order stays ready.
         let (bad_csr, _) = csr(&["gate.example.com", "x.gate.example.com"]);
